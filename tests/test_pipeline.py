@@ -1,0 +1,109 @@
+"""The whole graph materialized with Dagster into a temporary artifact root, on the real dataset."""
+
+import json
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from wand_assets.artifacts import ArtifactStore
+from wand_assets.defs.data import WindowsConfig
+from wand_assets.defs.pipeline import materialize_all
+from wand_assets.defs.resources import ArtifactStoreResource, DatasetSource, QualityGates
+from wand_assets.defs.training import TrainingConfig
+from wand_assets.iospec import unpack
+from wand_assets.targets import TARGETS
+
+pytestmark = pytest.mark.slow
+
+# Small enough to keep the suite quick; the accuracy floor is lowered to match (the default
+# configuration's accuracy is measured by the benchmark, not here).
+QUICK = {
+    "gesture_windows": WindowsConfig(shift_copies=1, noise_copies=1, time_warp_copies=2, amplitude_copies=2),
+    "trained_model": TrainingConfig(epochs=3),
+}
+
+
+def resources_for(root, dataset_dir, **gates):
+    return {
+        "artifact_store": ArtifactStoreResource(root=str(root)),
+        "source": DatasetSource(location=str(dataset_dir)),
+        "gates": QualityGates(min_test_accuracy=gates.get("min_test_accuracy", 0.5)),
+    }
+
+
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory, dataset_dir):
+    root = tmp_path_factory.mktemp("artifacts")
+    instance = dg.DagsterInstance.ephemeral()
+    results = materialize_all(instance=instance, op_config=QUICK, resources=resources_for(root, dataset_dir), log=lambda _: None)
+    return root, instance, results
+
+
+def materializations(results):
+    return {
+        (e.asset_key.to_user_string(), e.partition): e
+        for r in results
+        for e in r.get_asset_materialization_events()
+        for e in [e.event_specific_data.materialization]
+    }
+
+
+def test_every_asset_and_partition_is_materialized_with_path_and_sha256(materialized):
+    _, _, results = materialized
+    seen = materializations(results)
+    expected = {("magic_wand_archive", None), ("gesture_windows", None), ("trained_model", None), ("model_mlir", None), ("host_evaluation", None)}
+    expected |= {("compiled_model", t) for t in TARGETS}
+    assert set(seen) == expected
+    for key, mat in seen.items():
+        assert "path" in mat.metadata and "sha256" in mat.metadata, key
+
+
+def test_every_target_has_a_vmfb_and_the_seeds_iospec(materialized):
+    root, _, _ = materialized
+    store = ArtifactStore(root)
+    for target in TARGETS:
+        entry = store.stage("compiled_model", target).current()
+        assert (entry / "model.vmfb").read_bytes()[8:12] == b"IREE"  # size-prefixed FlatBuffer
+        assert unpack((entry / "model.iospec.bin").read_bytes())["input_length"][0] == 384
+        assert json.loads((entry / "model.vmfb.json").read_text())["output"][0]["shape"] == [1, 4]
+
+
+def test_host_iree_reproduces_keras_on_every_test_window(materialized):
+    root, _, results = materialized
+    summary = json.loads((ArtifactStore(root).stage("host_evaluation").current() / "summary.json").read_text())
+    assert summary["argmax_mismatches"] == 0
+    assert summary["max_abs_diff"] <= 1e-5
+    checks = [c for r in results for c in r.get_asset_check_evaluations()]
+    assert {c.check_name for c in checks} >= {"split_is_sound", "accuracy_above_floor", "fits_uart_payload", "host_matches_keras"}
+    assert all(c.passed for c in checks)
+
+
+def test_second_run_with_nothing_changed_trains_and_compiles_nothing(materialized, dataset_dir):
+    root, instance, _ = materialized
+    store = ArtifactStore(root)
+    before = {s: sorted(p.name for p in store.stage(s).path.iterdir()) for s in ("trained_model", "model_mlir")}
+    model_mtime = (store.stage("trained_model").current() / "model.keras").stat().st_mtime
+    messages = []
+    materialize_all(instance=instance, op_config=QUICK, resources=resources_for(root, dataset_dir), log=messages.append)
+    after = {s: sorted(p.name for p in store.stage(s).path.iterdir()) for s in ("trained_model", "model_mlir")}
+    assert after == before
+    assert (store.stage("trained_model").current() / "model.keras").stat().st_mtime == model_mtime
+    logs = [e.user_message for e in instance.all_logs(instance.get_runs(limit=1)[0].run_id)]
+    assert logs  # the last run (host_evaluation) logged its cache hit
+    assert any("already exists" in m for m in logs)
+
+
+def test_blocking_accuracy_gate_stops_everything_downstream(tmp_path, dataset_dir):
+    resources = resources_for(tmp_path, dataset_dir, min_test_accuracy=1.01)
+    with pytest.raises(Exception):
+        materialize_all(instance=dg.DagsterInstance.ephemeral(), op_config=QUICK, resources=resources, log=lambda _: None)
+    assert not (tmp_path / "model_mlir").exists()
+
+
+def test_bad_dataset_source_fails_clearly_and_leaves_nothing(tmp_path):
+    resources = resources_for(tmp_path / "art", tmp_path / "missing")
+    with pytest.raises(Exception, match="WAND_DATASET"):
+        materialize_all(instance=dg.DagsterInstance.ephemeral(), op_config=QUICK, resources=resources, log=lambda _: None)
+    stage_dir = tmp_path / "art" / "magic_wand_archive"
+    assert not stage_dir.exists() or list(stage_dir.iterdir()) == []

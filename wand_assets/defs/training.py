@@ -1,0 +1,108 @@
+"""Training stage: the 4,300-parameter Magic Wand CNN, with its test metrics and a blocking accuracy gate."""
+
+
+import json
+from dataclasses import asdict
+
+import dagster as dg
+import numpy as np
+
+from wand_assets import model as wand_model
+from wand_assets import plots
+from wand_assets.artifacts import fingerprint, sha256_file, write_json_atomic
+from wand_assets.dataset import CLASSES
+from wand_assets.defs.common import file_metadata, table
+from wand_assets.defs.data import gesture_windows
+from wand_assets.defs.resources import ArtifactStoreResource, QualityGates
+from wand_assets.metrics import classification_metrics
+from wand_assets.windows import WindowSet
+
+TRAINING_CODE_VERSION = "1"
+
+
+class TrainingConfig(dg.Config):
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 42
+
+    def to_training(self) -> wand_model.TrainingConfig:
+        return wand_model.TrainingConfig(
+            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, seed=self.seed
+        )
+
+
+@dg.asset(
+    deps=[gesture_windows],
+    kinds={"keras", "tensorflow"},
+    group_name="training",
+    code_version=TRAINING_CODE_VERSION,
+)
+def trained_model(
+    context: dg.AssetExecutionContext, config: TrainingConfig, artifact_store: ArtifactStoreResource
+) -> dg.MaterializeResult:
+    """The TFLM/Kenning Magic Wand CNN trained on the train split, saved as `.keras`.
+
+    Metadata: test accuracy, per-class precision/recall/F1, confusion matrix and learning curves.
+    """
+    store = artifact_store.store()
+    windows_entry = store.stage("gesture_windows").current()
+    windows_sha = sha256_file(windows_entry / "windows.npz")
+    training = config.to_training()
+    stage = store.stage("trained_model")
+    fp = fingerprint(windows_sha, asdict(training), TRAINING_CODE_VERSION)
+    if (entry := stage.cached(fp)) is None:
+        windowset = WindowSet.load(windows_entry / "windows.npz")
+        with stage.produce(fp) as out:
+            result = wand_model.train(windowset, training, out / "model.keras", log=context.log.info)
+            test = windowset.select("test")
+            metrics = classification_metrics(test.y, result.test_probabilities.argmax(axis=1), CLASSES)
+            np.save(out / "test_probabilities.npy", result.test_probabilities)
+            write_json_atomic(
+                out / "training.json",
+                {
+                    "history": result.history,
+                    "parameters": result.parameters,
+                    "seconds": result.seconds,
+                    "config": asdict(training),
+                    "windows_sha256": windows_sha,
+                    "test": metrics.as_dict(),
+                },
+            )
+        entry = stage.entry(fp)
+    else:
+        stage.set_current(fp)
+        context.log.info(f"a model for these inputs and settings already exists ({fp}); not retraining")
+    report = json.loads((entry / "training.json").read_text())
+    test = report["test"]
+    confusion = np.asarray(test["confusion_matrix"])
+    keras_path = entry / "model.keras"
+    sha = sha256_file(keras_path)
+    return dg.MaterializeResult(
+        metadata={
+            **file_metadata(keras_path, sha),
+            "parameters": report["parameters"],
+            "test_accuracy": test["accuracy"],
+            "test_g_mean": test["g_mean"],
+            "training_seconds": round(report["seconds"], 1),
+            "epochs": len(report["history"].get("loss", [])),
+            "per_class": table(test["per_class"]),
+            "confusion_matrix": dg.MetadataValue.md(
+                plots.markdown_image(plots.confusion_matrix_png(confusion, CLASSES, "test split (Keras)"), "confusion")
+            ),
+            "learning_curves": dg.MetadataValue.md(
+                plots.markdown_image(plots.learning_curves_png(report["history"]), "learning curves")
+            ),
+        },
+        data_version=dg.DataVersion(sha),
+    )
+
+
+@dg.asset_check(asset=trained_model, blocking=True, description="Test accuracy is at least the configured floor.")
+def accuracy_above_floor(artifact_store: ArtifactStoreResource, gates: QualityGates) -> dg.AssetCheckResult:
+    entry = artifact_store.store().stage("trained_model").current()
+    accuracy = json.loads((entry / "training.json").read_text())["test"]["accuracy"]
+    return dg.AssetCheckResult(
+        passed=accuracy >= gates.min_test_accuracy,
+        metadata={"test_accuracy": accuracy, "floor": gates.min_test_accuracy},
+    )

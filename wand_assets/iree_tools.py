@@ -1,0 +1,101 @@
+"""Keras → SavedModel → StableHLO (iree-import-tf) → .vmfb (iree-compile), with the pinned IREE 3.11.
+
+The TFLite importer does not work with TF 2.21, so the model is wrapped in a ``tf.Module`` with a
+fixed ``[1,128,3,1]`` float32 signature and imported from a SavedModel instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+from wand_assets.model import INPUT_SHAPE
+from wand_assets.procs import run_tool
+from wand_assets.targets import Target
+
+IREE_VERSION = "3.11.0"
+EXPORTED_FUNCTION = "main"  # becomes "module.main" in the .vmfb, the seed's entry_func
+
+# Measured on IREE 3.11 (PLATFORM_FACTS): keeps convolutions as convolutions so the CPU backend can
+# vectorise them (conv1 334 k → 54 k instructions), and unrolls the small remaining loops. Outputs
+# stay within 5e-10 of the host. "experimental": re-check on every IREE upgrade.
+OPTIMISATION_FLAGS: tuple[str, ...] = (
+    "--iree-global-opt-experimental-disable-conv-generalization",
+    "--iree-llvmcpu-loop-unrolling=true",
+)
+COMMON_FLAGS: tuple[str, ...] = (
+    "--iree-input-type=stablehlo_xla",
+    "--iree-llvmcpu-debug-symbols=false",
+    "--iree-vm-bytecode-module-strip-source-map=true",
+    "--iree-vm-emit-polyglot-zip=false",
+)
+
+
+def tool_path(name: str) -> str:
+    """An IREE tool from the running interpreter's environment (where the pinned wheels put it)."""
+    beside = Path(sys.executable).with_name(name)
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(
+            f"{name} not found next to {sys.executable} or on PATH; install the pinned "
+            f"iree-base-compiler=={IREE_VERSION} and iree-tools-tf into this environment"
+        )
+    return found
+
+
+def compiler_version() -> str:
+    from importlib.metadata import version
+
+    return version("iree-base-compiler")
+
+
+def export_saved_model(keras_model_path: Path, out_dir: Path) -> None:
+    """SavedModel whose ``main`` takes one float32 [1,128,3,1] window and returns [1,4] scores."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(keras_model_path)
+
+    class Exported(tf.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        @tf.function(input_signature=[tf.TensorSpec(list(INPUT_SHAPE), tf.float32)])
+        def main(self, x):
+            return self.model(x, training=False)
+
+    tf.saved_model.save(Exported(model), str(out_dir))
+
+
+def import_to_stablehlo(saved_model_dir: Path, out_mlir: Path, *, log: Callable[[str], None], timeout_s: float = 600) -> None:
+    run_tool(
+        [
+            tool_path("iree-import-tf"),
+            "--tf-import-type=savedmodel_v2",
+            f"--tf-savedmodel-exported-names={EXPORTED_FUNCTION}",
+            saved_model_dir,
+            "-o",
+            out_mlir,
+        ],
+        what="iree-import-tf",
+        timeout_s=timeout_s,
+        log=log,
+    )
+
+
+def compile_flags(target: Target, optimise: bool = True) -> list[str]:
+    return [*COMMON_FLAGS, *target.iree_compile_flags(), *(OPTIMISATION_FLAGS if optimise else ())]
+
+
+def compile_vmfb(
+    mlir: Path, target: Target, out_vmfb: Path, *, optimise: bool = True, log: Callable[[str], None], timeout_s: float = 900
+) -> list[str]:
+    """Compile ``mlir`` for ``target``; returns the exact command used. Diagnostics go to ``log``."""
+    args = [tool_path("iree-compile"), *compile_flags(target, optimise), str(mlir), "-o", str(out_vmfb)]
+    run_tool(args, what=f"iree-compile for target {target.name}", timeout_s=timeout_s, log=log)
+    return args

@@ -1,0 +1,123 @@
+"""The target registry: the one place that spells ISA, ABI, IREE CPU features and simulator CPU settings.
+
+A mismatch between how the model is compiled, how the firmware is built and which CPU the simulator
+emulates gives silently wrong numbers (zvl512b code on a VLEN=128 CPU runs and answers garbage), so
+every other module asks a :class:`Target` instead of writing these strings itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    """Everything that must agree for one device variant."""
+
+    name: str
+    description: str
+    # IREE llvm-cpu code generation for the model's dispatches.
+    llvm_triple: str
+    llvm_cpu: str
+    llvm_cpu_features: str
+    llvm_abi: str | None
+    # Bare-metal firmware (None for the host reference target).
+    gcc_march: str | None = None
+    gcc_mabi: str | None = None
+    # Simulated CPU: vector register length in bits (0 = no vector unit).
+    vlen: int = 0
+    elen: int = 0
+
+    @property
+    def is_device(self) -> bool:
+        """True for targets that run as firmware on a simulated microcontroller."""
+        return self.gcc_march is not None
+
+    @property
+    def has_vector(self) -> bool:
+        return self.vlen > 0
+
+    def iree_compile_flags(self) -> list[str]:
+        """iree-compile flags that select this target's code generation."""
+        flags = [
+            "--iree-hal-target-device=local",
+            "--iree-hal-local-target-device-backends=llvm-cpu",
+            f"--iree-llvmcpu-target-triple={self.llvm_triple}",
+            f"--iree-llvmcpu-target-cpu={self.llvm_cpu}",
+        ]
+        if self.llvm_cpu_features:
+            flags.append(f"--iree-llvmcpu-target-cpu-features={self.llvm_cpu_features}")
+        if self.llvm_abi:
+            flags.append(f"--iree-llvmcpu-target-abi={self.llvm_abi}")
+        if self.is_device:
+            # Bare metal has no dynamic loader: dispatches are embedded ELFs the runtime loads itself.
+            flags.append("--iree-llvmcpu-link-embedded=true")
+        return flags
+
+    def qemu_cpu(self) -> str:
+        """The ``-cpu`` argument for qemu-system-riscv32."""
+        self._require_device("QEMU")
+        if not self.has_vector:
+            return "rv32,v=false"
+        return f"rv32,v=true,vext_spec=v1.0,vlen={self.vlen},elen={self.elen}"
+
+    def renode_cpu_type(self) -> str:
+        """The ``cpuType`` of Renode's ``CPU.RiscV32`` (Renode wants zicsr spelled out)."""
+        self._require_device("Renode")
+        base = self.gcc_march.split("_")[0]  # e.g. rv32imf
+        if self.has_vector:
+            base += "v"
+        return f"{base}_zicsr_zifencei"
+
+    def _require_device(self, simulator: str) -> None:
+        if not self.is_device:
+            raise ValueError(f"target {self.name!r} is the host reference; it has no {simulator} CPU")
+
+
+_RV32_TRIPLE = "riscv32-pc-linux-elf"
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            name="host",
+            description="x86-64 host, IREE local-sync: the parity reference",
+            llvm_triple="x86_64-unknown-linux-gnu",
+            llvm_cpu="generic",
+            llvm_cpu_features="",
+            llvm_abi=None,
+        ),
+        Target(
+            name="rv32imf",
+            description="RV32IMF scalar microcontroller",
+            llvm_triple=_RV32_TRIPLE,
+            llvm_cpu="generic-rv32",
+            llvm_cpu_features="+m,+f",
+            llvm_abi="ilp32f",
+            gcc_march="rv32imf_zicsr",
+            gcc_mabi="ilp32f",
+        ),
+        Target(
+            name="rv32imf_zve32f_vlen512",
+            description="RV32IMF + Zve32f vector unit, VLEN 512 (Springbok-like)",
+            llvm_triple=_RV32_TRIPLE,
+            llvm_cpu="generic-rv32",
+            llvm_cpu_features="+m,+f,+zvl512b,+zve32x,+zve32f",
+            llvm_abi="ilp32f",
+            gcc_march="rv32imf_zicsr_zve32f_zvl512b",
+            gcc_mabi="ilp32f",
+            vlen=512,
+            elen=32,
+        ),
+    )
+}
+
+DEVICE_TARGETS: list[str] = [name for name, t in TARGETS.items() if t.is_device]
+
+
+def get_target(name: str) -> Target:
+    try:
+        return TARGETS[name]
+    except KeyError:
+        known = ", ".join(TARGETS)
+        raise KeyError(f"unknown target {name!r}; known targets: {known}") from None

@@ -36,7 +36,9 @@ def resources_for(root, dataset_dir, **gates):
 def materialized(tmp_path_factory, dataset_dir):
     root = tmp_path_factory.mktemp("artifacts")
     instance = dg.DagsterInstance.ephemeral()
-    results = materialize_all(instance=instance, op_config=QUICK, resources=resources_for(root, dataset_dir), log=lambda _: None)
+    results = materialize_all(
+        instance=instance, op_config=QUICK, resources=resources_for(root, dataset_dir), log=lambda _: None, device_stages=False
+    )
     return root, instance, results
 
 
@@ -85,7 +87,9 @@ def test_second_run_with_nothing_changed_trains_and_compiles_nothing(materialize
     before = {s: sorted(p.name for p in store.stage(s).path.iterdir()) for s in ("trained_model", "model_mlir")}
     model_mtime = (store.stage("trained_model").current() / "model.keras").stat().st_mtime
     messages = []
-    materialize_all(instance=instance, op_config=QUICK, resources=resources_for(root, dataset_dir), log=messages.append)
+    materialize_all(
+        instance=instance, op_config=QUICK, resources=resources_for(root, dataset_dir), log=messages.append, device_stages=False
+    )
     after = {s: sorted(p.name for p in store.stage(s).path.iterdir()) for s in ("trained_model", "model_mlir")}
     assert after == before
     assert (store.stage("trained_model").current() / "model.keras").stat().st_mtime == model_mtime

@@ -2,8 +2,14 @@
 
 import dagster as dg
 
-from wand_assets.defs import compilation, data, training
-from wand_assets.defs.resources import ArtifactStoreResource, DatasetSource, QualityGates
+from wand_assets.defs import compilation, data, device, training
+from wand_assets.defs.resources import (
+    ArtifactStoreResource,
+    DatasetSource,
+    FirmwareToolchain,
+    QualityGates,
+    SimulatorResource,
+)
 
 defs = dg.Definitions(
     assets=[
@@ -13,11 +19,15 @@ defs = dg.Definitions(
         compilation.model_mlir,
         compilation.compiled_model,
         compilation.host_evaluation,
+        device.firmware,
+        device.device_evaluation,
     ],
     asset_checks=[data.split_is_sound, training.accuracy_above_floor, compilation.host_matches_keras],
     resources={
         "artifact_store": ArtifactStoreResource(),
         "source": DatasetSource(),
         "gates": QualityGates(),
+        "toolchain": FirmwareToolchain(),
+        "simulator": SimulatorResource(),
     },
 )

@@ -9,12 +9,13 @@ from collections.abc import Callable, Sequence
 import dagster as dg
 
 from wand_assets.definitions import defs
-from wand_assets.targets import TARGETS
+from wand_assets.targets import DEVICE_TARGETS, TARGETS
 
 # Stages in order; partitioned stages run once per selected target.
 UNPARTITIONED_HEAD = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir"]
 PER_TARGET = ["compiled_model"]
-UNPARTITIONED_TAIL = ["host_evaluation"]
+HOST_REFERENCE = ["host_evaluation"]
+PER_DEVICE_TARGET = ["firmware", "device_evaluation"]
 
 
 def _all_assets() -> list:
@@ -28,10 +29,12 @@ def materialize_all(
     op_config: dict[str, dg.Config] | None = None,
     resources: dict | None = None,
     log: Callable[[str], None] = print,
+    device_stages: bool = True,
 ) -> list[dg.ExecuteInProcessResult]:
     """Run every stage; raises on the first failed step or failed blocking check.
 
     ``op_config`` maps asset names to their run configuration (e.g. a short training for tests).
+    ``device_stages=False`` stops after the host reference (no firmware build, no simulator).
     """
     targets = list(targets or TARGETS)
     if "host" not in targets:
@@ -60,5 +63,8 @@ def materialize_all(
     run(UNPARTITIONED_HEAD)
     for target in targets:
         run(PER_TARGET, partition_key=target)
-    run(UNPARTITIONED_TAIL)
+    run(HOST_REFERENCE)
+    if device_stages:
+        for target in (t for t in targets if t in DEVICE_TARGETS):
+            run(PER_DEVICE_TARGET, partition_key=target)
     return results

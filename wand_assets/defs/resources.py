@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from wand_assets import artifacts, dataset
+from wand_assets import artifacts, dataset, firmware_build, simulators
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
@@ -38,3 +38,34 @@ class QualityGates(dg.ConfigurableResource):
 
     min_test_accuracy: float = 0.85
     parity_atol: float = 1e-5
+
+
+class FirmwareToolchain(dg.ConfigurableResource):
+    """How firmware is built. ``iree_source_dir`` empty means ``$IREE_SOURCE_DIR`` (IREE v3.11.0 source)."""
+
+    iree_source_dir: str = ""
+    build_root: str = ""  # CMake build trees; empty: <artifact root>/../wand-build or ./.wand-build
+    build_timeout_s: float = 1800.0
+
+    def iree_source(self) -> Path:
+        return firmware_build.resolve_iree_source(self.iree_source_dir or None)
+
+    def build_dir(self, target: str) -> Path:
+        root = Path(self.build_root) if self.build_root else artifacts.default_artifact_root().parent / "wand-build"
+        return root / target
+
+
+class SimulatorResource(dg.ConfigurableResource):
+    """The simulated board. ``backend``: "qemu" (default, Debian's qemu-system-riscv32)."""
+
+    backend: str = "qemu"
+    boot_timeout_s: float = 30.0
+    request_timeout_s: float = 30.0
+    process_timeout_s: float = 120.0
+
+    def identity(self) -> dict:
+        """What about the simulator changes results (part of the evaluation's fingerprint)."""
+        return {"backend": self.backend, "version": simulators.simulator_version(self.backend)}
+
+    def session(self, elf: Path, target, workdir: Path, log):
+        return simulators.open_session(self.backend, elf, target, workdir, boot_timeout_s=self.boot_timeout_s, log=log)

@@ -1,0 +1,67 @@
+# Adds the IREE runtime from IREE_SOURCE_DIR and sets WAND_IREE_LIBRARIES.
+# Fails early, naming IREE_SOURCE_DIR, if the tree is missing, is not
+# v${WAND_EXPECTED_IREE_VERSION}, or lacks its two submodules.
+
+set(_iree_hint "Set IREE_SOURCE_DIR to an IREE source tree at tag v${WAND_EXPECTED_IREE_VERSION} (with third_party/flatcc and third_party/printf), or configure with -DWAND_PROTOCOL_ONLY=ON for the test-only protocol firmware.")
+if(NOT IREE_SOURCE_DIR)
+  message(FATAL_ERROR "IREE_SOURCE_DIR is not set. ${_iree_hint}")
+endif()
+set(_version_file "${IREE_SOURCE_DIR}/runtime/version.json")
+if(NOT EXISTS "${_version_file}")
+  message(FATAL_ERROR "IREE_SOURCE_DIR='${IREE_SOURCE_DIR}' is not an IREE source tree (no runtime/version.json). ${_iree_hint}")
+endif()
+file(READ "${_version_file}" _version_json)
+string(JSON _iree_version ERROR_VARIABLE _json_error GET "${_version_json}" "package-version")
+# Release tags carry "<version>.dev" in version.json; compare the X.Y.Z part.
+string(REGEX MATCH "^[0-9]+\\.[0-9]+\\.[0-9]+" _iree_version_xyz "${_iree_version}")
+if(_json_error OR NOT _iree_version_xyz STREQUAL WAND_EXPECTED_IREE_VERSION)
+  message(FATAL_ERROR "IREE_SOURCE_DIR='${IREE_SOURCE_DIR}' has IREE version '${_iree_version}', expected ${WAND_EXPECTED_IREE_VERSION} (the compiler and runtime must match exactly). ${_iree_hint}")
+endif()
+foreach(_submodule flatcc/include/flatcc printf/src)
+  if(NOT EXISTS "${IREE_SOURCE_DIR}/third_party/${_submodule}")
+    message(FATAL_ERROR "IREE_SOURCE_DIR='${IREE_SOURCE_DIR}' lacks the submodule third_party/${_submodule}. ${_iree_hint}")
+  endif()
+endforeach()
+if(NOT IREE_HOST_BIN_DIR OR NOT EXISTS "${IREE_HOST_BIN_DIR}/iree-flatcc-cli")
+  message(FATAL_ERROR "IREE_HOST_BIN_DIR='${IREE_HOST_BIN_DIR}' has no iree-flatcc-cli; point it at the bin directory of the iree-base-compiler/iree-base-runtime ${WAND_EXPECTED_IREE_VERSION} venv.")
+endif()
+message(STATUS "wand: IREE ${_iree_version} from ${IREE_SOURCE_DIR}")
+
+set(IREE_BUILD_COMPILER OFF CACHE BOOL "" FORCE)
+set(IREE_BUILD_TESTS OFF CACHE BOOL "" FORCE)
+set(IREE_BUILD_SAMPLES OFF CACHE BOOL "" FORCE)
+set(IREE_BUILD_PYTHON_BINDINGS OFF CACHE BOOL "" FORCE)
+set(IREE_BUILD_BINDINGS_TFLITE OFF CACHE BOOL "" FORCE)
+set(IREE_BUILD_BINDINGS_TFLITE_JAVA OFF CACHE BOOL "" FORCE)
+set(IREE_ERROR_ON_MISSING_SUBMODULES OFF CACHE BOOL "" FORCE)  # checked above
+set(IREE_ENABLE_WERROR_FLAG OFF CACHE BOOL "" FORCE)  # GCC rv32 warnings in IREE
+set(IREE_ENABLE_THREADING OFF CACHE BOOL "" FORCE)
+set(IREE_SYNCHRONIZATION_DISABLE_UNSAFE ON CACHE BOOL "" FORCE)
+set(IREE_ENABLE_CPUINFO OFF CACHE BOOL "" FORCE)
+set(IREE_ENABLE_LIBBACKTRACE OFF CACHE BOOL "" FORCE)
+set(IREE_HAL_DRIVER_DEFAULTS OFF CACHE BOOL "" FORCE)
+set(IREE_HAL_DRIVER_LOCAL_SYNC ON CACHE BOOL "" FORCE)
+set(IREE_HAL_EXECUTABLE_LOADER_DEFAULTS OFF CACHE BOOL "" FORCE)
+set(IREE_HAL_EXECUTABLE_LOADER_EMBEDDED_ELF ON CACHE BOOL "" FORCE)
+set(IREE_HAL_EXECUTABLE_PLUGIN_DEFAULTS OFF CACHE BOOL "" FORCE)
+
+# Applies to IREE and to the firmware sources.
+add_compile_definitions(
+  IREE_PLATFORM_GENERIC=1
+  IREE_FILE_IO_ENABLE=0
+  IREE_USER_CONFIG_H="${CMAKE_CURRENT_SOURCE_DIR}/src/iree_user_config.h"
+)
+add_compile_options(-ffunction-sections -fdata-sections)
+
+# SYSTEM: IREE headers are not held to the firmware's -Wall -Wextra -Werror.
+add_subdirectory("${IREE_SOURCE_DIR}" iree EXCLUDE_FROM_ALL SYSTEM)
+
+set(WAND_IREE_LIBRARIES
+  iree::base
+  iree::vm
+  iree::vm::bytecode::module
+  iree::modules::hal
+  iree::hal
+  iree::hal::drivers::local_sync::sync_driver
+  iree::hal::local::loaders::embedded_elf_loader
+)

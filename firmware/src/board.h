@@ -1,0 +1,52 @@
+// Board support: the QEMU `virt` memory map (the Renode board mirrors it),
+// startup, counters, traps, exit, and the choice of log sink.
+//
+// Memory map:
+//   0x0010_0000  SiFive test device (exit): 0x5555 pass, (code<<16)|0x3333 fail
+//   0x0200_0000  CLINT; mtime at +0xBFF8, 10 MHz
+//   0x1000_0000  NS16550A UART 0: the Kenning protocol
+//   0x1000_1000  NS16550A log UART: only used when semihosting is absent
+//   0x8000_0000  RAM (see qemu_virt.ld for the sizes)
+
+#ifndef WAND_BOARD_H_
+#define WAND_BOARD_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WAND_BOARD_TEST_BASE 0x00100000u
+#define WAND_BOARD_CLINT_BASE 0x02000000u
+#define WAND_BOARD_MTIME_OFFSET 0xbff8u
+#define WAND_BOARD_MTIME_HZ 10000000u
+#define WAND_BOARD_UART0_BASE 0x10000000u
+#define WAND_BOARD_LOG_UART_BASE 0x10001000u
+#define WAND_BOARD_UART_CLOCK_HZ 3686400u
+#define WAND_BOARD_UART_BAUD 115200u
+
+// Exit codes passed to the SiFive test device (QEMU's exit status).
+#define WAND_EXIT_TRAP 3
+#define WAND_EXIT_INIT_FAILED 4
+
+
+typedef struct wand_board_counters_t {
+  uint64_t instructions;  // minstret
+  uint64_t cycles;        // mcycle
+  uint64_t mtime;         // CLINT mtime
+} wand_board_counters_t;
+
+// CLINT mtime (WAND_BOARD_MTIME_HZ ticks per second).
+uint64_t wand_board_mtime(void);
+
+// Reads minstret, mcycle and mtime (in that order, back to back).
+wand_board_counters_t wand_board_read_counters(void);
+
+
+// Bytes of stack ever used (stack painted at boot) and of heap handed out by
+// sbrk (its high-water mark).
+size_t wand_board_stack_peak_bytes(void);
+size_t wand_board_heap_peak_bytes(void);
+
+// Stops the machine: QEMU exits with |code| (0 = success). Never returns.
+__attribute__((noreturn)) void wand_board_exit(int code);
+
+#endif  // WAND_BOARD_H_

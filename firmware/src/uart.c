@@ -1,0 +1,85 @@
+// NS16550A polling driver. Register offsets assume reg-shift 0 (one byte per
+// register), as on QEMU virt and Renode's UART.NS16550.
+
+#include "uart.h"
+
+#include "board.h"
+
+enum {
+  kRegRbrThrDll = 0,  // receive / transmit / divisor low (DLAB)
+  kRegIerDlm = 1,     // interrupt enable / divisor high (DLAB)
+  kRegFcr = 2,        // FIFO control (write)
+  kRegLcr = 3,        // line control
+  kRegMcr = 4,        // modem control
+  kRegLsr = 5,        // line status
+};
+
+enum {
+  kLcrDlab = 0x80,
+  kLcr8N1 = 0x03,
+  kFcrEnableClear = 0x07,  // enable FIFOs, clear RX and TX
+  kMcrDtrRts = 0x03,
+  kLsrDataReady = 0x01,
+  kLsrErrors = 0x1e,  // overrun, parity, framing, break
+  kLsrThrEmpty = 0x20,
+};
+
+static inline uint8_t reg_read(const wand_uart_t* uart, uintptr_t reg) {
+  return *(volatile uint8_t*)(uart->base + reg);
+}
+
+static inline void reg_write(const wand_uart_t* uart, uintptr_t reg,
+                             uint8_t value) {
+  *(volatile uint8_t*)(uart->base + reg) = value;
+}
+
+void wand_uart_init(wand_uart_t* uart, uintptr_t base, uint32_t clock_hz,
+                    uint32_t baud) {
+  uart->base = base;
+  uart->line_errors = 0;
+  uint32_t divisor = (clock_hz + 8u * baud) / (16u * baud);
+  if (divisor == 0) divisor = 1;
+  reg_write(uart, kRegIerDlm, 0);
+  reg_write(uart, kRegLcr, kLcrDlab);
+  reg_write(uart, kRegRbrThrDll, (uint8_t)divisor);
+  reg_write(uart, kRegIerDlm, (uint8_t)(divisor >> 8));
+  reg_write(uart, kRegLcr, kLcr8N1);
+  reg_write(uart, kRegFcr, kFcrEnableClear);
+  reg_write(uart, kRegMcr, kMcrDtrRts);
+}
+
+void wand_uart_write(wand_uart_t* uart, const uint8_t* data, size_t length) {
+  for (size_t i = 0; i < length; ++i) {
+    while ((reg_read(uart, kRegLsr) & kLsrThrEmpty) == 0) {
+    }
+    reg_write(uart, kRegRbrThrDll, data[i]);
+  }
+}
+
+bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte) {
+  uint8_t lsr = reg_read(uart, kRegLsr);
+  if (lsr & kLsrErrors) ++uart->line_errors;
+  if ((lsr & kLsrDataReady) == 0) return false;
+  *out_byte = reg_read(uart, kRegRbrThrDll);
+  return true;
+}
+
+size_t wand_uart_read(wand_uart_t* uart, uint8_t* buffer, size_t length,
+                      uint64_t timeout_ticks) {
+  size_t count = 0;
+  while (count < length) {
+    if (wand_uart_try_read(uart, &buffer[count])) {
+      ++count;
+      continue;
+    }
+    // Slow path: the FIFO is empty, start the inter-byte clock.
+    const uint64_t start = wand_board_mtime();
+    bool got = false;
+    while (!got) {
+      got = wand_uart_try_read(uart, &buffer[count]);
+      if (!got && wand_board_mtime() - start >= timeout_ticks) return count;
+    }
+    ++count;
+  }
+  return count;
+}

@@ -1,0 +1,166 @@
+"""The firmware builds per target; a missing or wrong IREE source tree fails clearly.
+
+The protocol-only (TEST ONLY, fake runtime) firmware needs no IREE and builds in CI. The full
+firmware needs an IREE v3.11.0 source tree: set IREE_SOURCE_DIR to run those tests.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from wand_assets.firmware_build import (
+    FIRMWARE_DIR,
+    IREE_SOURCE_VERSION,
+    IreeSourceError,
+    build_firmware,
+    check_iree_source,
+    find_cmake,
+)
+from wand_assets.procs import ToolError, run_tool
+from wand_assets.targets import DEVICE_TARGETS
+
+needs_toolchain = pytest.mark.skipif(
+    shutil.which("riscv64-unknown-elf-gcc") is None,
+    reason="needs Debian's gcc-riscv64-unknown-elf and picolibc-riscv64-unknown-elf",
+)
+IREE_SOURCE_DIR = os.environ.get("IREE_SOURCE_DIR")
+needs_iree_source = pytest.mark.skipif(
+    not IREE_SOURCE_DIR,
+    reason=f"set IREE_SOURCE_DIR to an IREE v{IREE_SOURCE_VERSION} source tree to build the full firmware",
+)
+
+RISCV_MACHINE = 0xF3
+
+
+def assert_rv32_elf(path: Path) -> None:
+    head = path.read_bytes()[:20]
+    assert head[:4] == b"\x7fELF"
+    assert head[4] == 1, "ELFCLASS32"
+    assert int.from_bytes(head[18:20], "little") == RISCV_MACHINE
+
+
+def fake_iree_tree(root: Path, version: str) -> Path:
+    (root / "runtime").mkdir(parents=True)
+    (root / "runtime" / "version.json").write_text(json.dumps({"package-version": version}))
+    for sub in ("third_party/flatcc/include/flatcc", "third_party/printf/src"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
+@needs_toolchain
+@pytest.mark.parametrize("target", DEVICE_TARGETS)
+def test_protocol_only_firmware_builds_without_iree(tmp_path, target):
+    lines = []
+    out = tmp_path / "out" / f"{target}.elf"
+    fw = build_firmware(target, None, tmp_path / "build", out, protocol_only=True, log=lines.append)
+    assert fw.path == out and fw.protocol_only
+    assert_rv32_elf(out)
+    assert fw.sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert fw.size_bytes == out.stat().st_size
+    assert fw.text_bytes > 0 and fw.bss_bytes > 1_310_720  # the static receive buffer
+    assert fw.iree_source_version is None
+    assert fw.gcc_version and fw.picolibc_version != "unknown" and fw.cmake_version
+    assert list(out.parent.glob("*.tmp")) == []
+    assert any("wand_firmware" in line for line in lines)  # the build log was streamed
+
+
+@needs_toolchain
+def test_build_dir_configured_for_another_target_is_rebuilt(tmp_path):
+    first, second = DEVICE_TARGETS[:2]
+    build = tmp_path / "build"
+    build_firmware(first, None, build, tmp_path / "a.elf", protocol_only=True, log=lambda _: None)
+    lines = []
+    fw = build_firmware(second, None, build, tmp_path / "b.elf", protocol_only=True, log=lines.append)
+    assert fw.target == second
+    assert any("starting afresh" in line for line in lines)
+
+
+@needs_toolchain
+@needs_iree_source
+@pytest.mark.slow
+@pytest.mark.parametrize("target", DEVICE_TARGETS)
+def test_full_firmware_builds_with_iree(tmp_path, target):
+    out = tmp_path / f"{target}.elf"
+    fw = build_firmware(target, IREE_SOURCE_DIR, tmp_path / "build", out, log=lambda _: None)
+    assert_rv32_elf(out)
+    assert not fw.protocol_only
+    assert fw.iree_source_version.startswith(IREE_SOURCE_VERSION)
+    assert fw.text_bytes > 200_000  # the IREE VM, HAL and loader are in
+
+
+def test_missing_iree_source_dir_names_the_variable(tmp_path):
+    with pytest.raises(IreeSourceError, match="IREE_SOURCE_DIR") as e:
+        check_iree_source(tmp_path / "nowhere")
+    assert IREE_SOURCE_VERSION in str(e.value)
+    with pytest.raises(IreeSourceError, match="IREE_SOURCE_DIR is not set"):
+        check_iree_source(None)
+
+
+def test_wrong_iree_version_is_refused(tmp_path):
+    tree = fake_iree_tree(tmp_path / "iree", "3.12.0.dev")
+    with pytest.raises(IreeSourceError, match=r"IREE_SOURCE_DIR=.* is IREE 3\.12\.0\.dev, expected 3\.11\.0"):
+        check_iree_source(tree)
+
+
+def test_iree_tree_without_submodules_is_refused(tmp_path):
+    tree = fake_iree_tree(tmp_path / "iree", f"{IREE_SOURCE_VERSION}.dev")
+    shutil.rmtree(tree / "third_party" / "printf")
+    with pytest.raises(IreeSourceError, match="third_party/printf"):
+        check_iree_source(tree)
+
+
+def test_matching_iree_tree_is_accepted(tmp_path):
+    tree = fake_iree_tree(tmp_path / "iree", f"{IREE_SOURCE_VERSION}.dev")
+    source = check_iree_source(tree)
+    assert source.version == f"{IREE_SOURCE_VERSION}.dev" and source.commit is None
+
+
+def test_full_build_without_iree_source_fails_before_cmake(tmp_path):
+    with pytest.raises(IreeSourceError, match="IREE_SOURCE_DIR"):
+        build_firmware(DEVICE_TARGETS[0], None, tmp_path / "build", tmp_path / "fw.elf")
+    assert not (tmp_path / "build").exists()
+
+
+@needs_toolchain
+def test_cmake_itself_names_iree_source_dir_and_version(tmp_path):
+    """Users calling CMake directly get the same clear error (no Python pre-check involved)."""
+    from wand_assets.targets import get_target
+
+    t = get_target(DEVICE_TARGETS[0])
+    tree = fake_iree_tree(tmp_path / "iree", "3.10.0.dev")
+    args = [
+        find_cmake(), "-S", FIRMWARE_DIR, "-B", tmp_path / "build",
+        f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE_DIR / 'cmake' / 'riscv32-elf-gcc.cmake'}",
+        f"-DWAND_MARCH={t.gcc_march}", f"-DWAND_MABI={t.gcc_mabi}", f"-DIREE_SOURCE_DIR={tree}",
+    ]
+    with pytest.raises(ToolError) as e:
+        run_tool(args, what="cmake configure", timeout_s=120)
+    assert "IREE_SOURCE_DIR" in e.value.tail and IREE_SOURCE_VERSION in e.value.tail
+
+
+def test_find_cmake_returns_a_new_enough_cmake():
+    version = run_tool([find_cmake(), "--version"], what="cmake", timeout_s=30).output.split()[2]
+    assert tuple(int(p) for p in version.split(".")[:2]) >= (3, 26)
+
+
+def test_resolve_iree_source_uses_the_environment(tmp_path, monkeypatch):
+    from wand_assets.firmware_build import resolve_iree_source
+
+    monkeypatch.setenv("IREE_SOURCE_DIR", str(tmp_path))
+    assert resolve_iree_source() == tmp_path
+    assert resolve_iree_source(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv("IREE_SOURCE_DIR")
+    with pytest.raises(IreeSourceError, match="IREE_SOURCE_DIR is not set"):
+        resolve_iree_source()
+
+
+@needs_toolchain
+def test_build_record_is_json_ready(tmp_path):
+    fw = build_firmware(DEVICE_TARGETS[0], None, tmp_path / "b", tmp_path / "fw.elf", protocol_only=True, log=lambda _: None)
+    record = json.loads(json.dumps(fw.as_dict()))
+    assert record["text_bytes"] == fw.text_bytes and record["gcc_version"] == fw.gcc_version
+    assert record["iree_source_version"] is None and record["protocol_only"] is True

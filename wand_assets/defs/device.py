@@ -1,0 +1,239 @@
+"""Device stage: firmware per target, evaluation of the test split on the simulated device, parity gate."""
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from wand_assets import firmware_build, plots
+from wand_assets.artifacts import fingerprint, sha256_file, sha256_tree, write_json_atomic
+from wand_assets.dataset import CLASSES
+from wand_assets.defs.common import file_metadata, table
+from wand_assets.defs.compilation import compiled_model, host_evaluation
+from wand_assets.defs.data import gesture_windows
+from wand_assets.defs.resources import ArtifactStoreResource, FirmwareToolchain, QualityGates, SimulatorResource
+from wand_assets.device_eval import evaluate_on_device
+from wand_assets.metrics import classification_metrics
+from wand_assets.model import MODEL_IO, as_model_input
+from wand_assets.protocol import DeviceClient
+from wand_assets.targets import DEVICE_TARGETS, get_target
+from wand_assets.windows import WindowSet
+
+FIRMWARE_CODE_VERSION = "1"
+DEVICE_EVAL_CODE_VERSION = "1"
+FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+
+device_partitions = dg.StaticPartitionsDefinition(DEVICE_TARGETS)
+
+_same_target = dg.StaticPartitionMapping({t: t for t in DEVICE_TARGETS})
+
+
+@dg.asset(
+    partitions_def=device_partitions,
+    kinds={"c", "riscv"},
+    group_name="device",
+    code_version=FIRMWARE_CODE_VERSION,
+)
+def firmware(
+    context: dg.AssetExecutionContext, toolchain: FirmwareToolchain, artifact_store: ArtifactStoreResource
+) -> dg.MaterializeResult:
+    """Bare-metal RV32 firmware (ELF) that receives a `.vmfb` over UART and runs it with the IREE runtime.
+
+    Built from `firmware/` with Debian's riscv64-unknown-elf GCC + picolibc and the IREE v3.11.0 runtime
+    source given by `IREE_SOURCE_DIR`; `-march/-mabi` come from the target registry.
+    """
+    target = get_target(context.partition_key)
+    iree = firmware_build.check_iree_source(toolchain.iree_source())
+    stage = artifact_store.store().stage("firmware", target.name)
+    fp = fingerprint(
+        sha256_tree(FIRMWARE_DIR), asdict(target), iree.version, iree.commit, firmware_build.toolchain_versions(), FIRMWARE_CODE_VERSION
+    )
+    if (entry := stage.cached(fp)) is None:
+        with stage.produce(fp) as out:
+            build = firmware_build.build_firmware(
+                target,
+                iree.path,
+                toolchain.build_dir(target.name),
+                out / firmware_build.ELF_NAME,
+                log=context.log.info,
+                timeout_s=toolchain.build_timeout_s,
+            )
+            write_json_atomic(out / "build.json", build.as_dict())
+        entry = stage.entry(fp)
+    else:
+        stage.set_current(fp)
+        context.log.info(f"{target.name}: firmware for these sources and toolchain already exists ({fp})")
+    info = json.loads((entry / "build.json").read_text())
+    elf = entry / firmware_build.ELF_NAME
+    sha = sha256_file(elf)
+    return dg.MaterializeResult(
+        metadata={
+            **file_metadata(elf, sha),
+            "target": target.name,
+            "march": target.gcc_march,
+            "mabi": target.gcc_mabi,
+            "text_bytes": info["text_bytes"],
+            "data_bytes": info["data_bytes"],
+            "bss_bytes": info["bss_bytes"],
+            "iree_source_version": info["iree_source_version"] or "",
+            "iree_source_commit": info["iree_source_commit"] or "(not a git checkout)",
+            "gcc": info["gcc_version"],
+            "picolibc": info["picolibc_version"],
+            "cmake": info["cmake_version"],
+        },
+        data_version=dg.DataVersion(sha),
+    )
+
+
+@dg.asset(
+    deps=[
+        dg.AssetDep(compiled_model, partition_mapping=_same_target),
+        firmware,
+        gesture_windows,
+        host_evaluation,
+    ],
+    partitions_def=device_partitions,
+    kinds={"qemu", "riscv"},
+    group_name="device",
+    code_version=DEVICE_EVAL_CODE_VERSION,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "device_matches_host",
+            asset="device_evaluation",
+            blocking=True,
+            description="Device argmax equals host IREE argmax on every test window, max |device − host| within tolerance.",
+        )
+    ],
+)
+def device_evaluation(
+    context: dg.AssetExecutionContext,
+    simulator: SimulatorResource,
+    artifact_store: ArtifactStoreResource,
+    gates: QualityGates,
+) -> dg.MaterializeResult:
+    """The whole test split on the simulated device over Kenning's UART protocol.
+
+    IOSPEC + MODEL once, then DATA / PROCESS / OUTPUT (+ STATS for the device's own instruction count)
+    per window. Results: `results.parquet` per window and `measurements.json` in Kenning's vocabulary.
+    """
+    target = get_target(context.partition_key)
+    store = artifact_store.store()
+    compiled = store.stage("compiled_model", target.name).current()
+    elf = store.stage("firmware", target.name).current() / firmware_build.ELF_NAME
+    windows_path = store.stage("gesture_windows").current() / "windows.npz"
+    host_predictions = store.stage("host_evaluation").current() / "predictions.parquet"
+    vmfb = compiled / "model.vmfb"
+    inputs = {"vmfb": sha256_file(vmfb), "elf": sha256_file(elf), "windows": sha256_file(windows_path), "host": sha256_file(host_predictions)}
+    stage = store.stage("device_evaluation", target.name)
+    fp = fingerprint(inputs, simulator.identity(), DEVICE_EVAL_CODE_VERSION)
+    if (entry := stage.cached(fp)) is None:
+        test = WindowSet.load(windows_path).select("test")
+        started = time.monotonic()
+        with simulator.session(elf, target, store.root / "scratch" / f"sim-{target.name}-{context.run_id[:8]}", context.log.info) as session:
+            run = evaluate_on_device(
+                DeviceClient(session.port, timeout_s=simulator.request_timeout_s),
+                MODEL_IO,
+                vmfb.read_bytes(),
+                as_model_input(test.x),
+                log=context.log.info,
+                process_timeout_s=simulator.process_timeout_s,
+            )
+            sim_info = session.describe()
+        wall = time.monotonic() - started
+        host = pd.read_parquet(host_predictions)
+        host_scores = host[[f"iree_{c}" for c in CLASSES]].to_numpy(np.float32)
+        device_class = run.scores.argmax(axis=1)
+        frame = pd.DataFrame(
+            {
+                "window": np.arange(len(test)),
+                "recording": test.recording,
+                "true_class": test.y,
+                "device_class": device_class,
+                "host_class": host["iree_class"].to_numpy(),
+                "max_abs_diff_vs_host": np.abs(run.scores - host_scores).max(axis=1),
+                "inference_instructions": run.inference_instructions,
+                "inference_cycles": run.inference_cycles,
+                "simulated_seconds": run.inference_seconds,
+                "round_trip_seconds": run.round_trip_seconds,
+                **{f"device_{c}": run.scores[:, i] for i, c in enumerate(CLASSES)},
+            }
+        )
+        metrics = classification_metrics(test.y, device_class, CLASSES)
+        allocation = {k: run.final_stats.get(k) for k in ("host_bytes_peak", "host_bytes_allocated", "host_bytes_freed", "device_bytes_peak", "device_bytes_allocated", "device_bytes_freed")}
+        summary = {
+            "target": target.name,
+            "simulator": sim_info,
+            "windows": len(test),
+            "accuracy": metrics.accuracy,
+            "metrics": metrics.as_dict(),
+            "argmax_mismatches_vs_host": int((frame["device_class"] != frame["host_class"]).sum()),
+            "max_abs_diff_vs_host": float(frame["max_abs_diff_vs_host"].max()),
+            "instructions_per_inference_mean": float(run.inference_instructions.mean()),
+            "instructions_per_inference_median": float(np.median(run.inference_instructions)),
+            "simulated_ms_mean": float(np.nanmean(run.inference_seconds) * 1e3),
+            "setup_seconds": run.setup_seconds,
+            "wall_seconds": wall,
+            "final_stats": run.final_stats,
+            "inputs": inputs,
+        }
+        measurements = {
+            "build_cfg": {"target": asdict(target), "simulator": sim_info, "vmfb_sha256": inputs["vmfb"], "firmware_sha256": inputs["elf"]},
+            "protocol_inference_step": run.inference_seconds.tolist(),
+            "inference_instructions": run.inference_instructions.tolist(),
+            "eval_confusion_matrix": metrics.confusion.tolist(),
+            "total": len(test),
+            "class_names": list(CLASSES),
+            "allocation_stats": allocation,
+            "compiled_model_size": vmfb.stat().st_size,
+        }
+        with stage.produce(fp) as out:
+            frame.to_parquet(out / "results.parquet", index=False)
+            write_json_atomic(out / "summary.json", summary)
+            write_json_atomic(out / "measurements.json", measurements)
+        entry = stage.entry(fp)
+    else:
+        stage.set_current(fp)
+        context.log.info(f"{target.name}: a device evaluation for these inputs already exists ({fp})")
+    summary = json.loads((entry / "summary.json").read_text())
+    metrics = summary["metrics"]
+    parity = summary["argmax_mismatches_vs_host"] == 0 and summary["max_abs_diff_vs_host"] <= gates.parity_atol
+    stats = summary["final_stats"]
+    return dg.MaterializeResult(
+        metadata={
+            **file_metadata(entry / "results.parquet"),
+            "measurements": dg.MetadataValue.path(str(entry / "measurements.json")),
+            "target": target.name,
+            "simulator": f"{summary['simulator'].get('name')} {summary['simulator'].get('version', '')}".strip(),
+            "windows": summary["windows"],
+            "accuracy": metrics["accuracy"],
+            "g_mean": metrics["g_mean"],
+            "instructions_per_inference_mean": summary["instructions_per_inference_mean"],
+            "instructions_per_inference_median": summary["instructions_per_inference_median"],
+            "simulated_ms_per_inference_mean": summary["simulated_ms_mean"],
+            "device_wall_seconds": round(summary["wall_seconds"], 1),
+            "host_bytes_peak": stats.get("host_bytes_peak", 0),
+            "heap_bytes_peak": stats.get("heap_bytes_peak", 0),
+            "per_class": table(metrics["per_class"]),
+            "confusion_matrix": dg.MetadataValue.md(
+                plots.markdown_image(
+                    plots.confusion_matrix_png(np.asarray(metrics["confusion_matrix"]), CLASSES, f"test split ({target.name})"),
+                    "confusion",
+                )
+            ),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="device_matches_host",
+                passed=parity,
+                metadata={
+                    "argmax_mismatches": summary["argmax_mismatches_vs_host"],
+                    "max_abs_diff": summary["max_abs_diff_vs_host"],
+                    "tolerance": gates.parity_atol,
+                },
+            )
+        ],
+    )

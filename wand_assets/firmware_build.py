@@ -1,0 +1,316 @@
+"""Build the bare-metal firmware (``firmware/``) for one device target: CMake + Debian's
+riscv64-unknown-elf GCC + picolibc + the IREE runtime from an IREE source tree.
+
+Plain Python (no Dagster). The ISA, ABI and vector switch come from :mod:`wand_assets.targets`;
+this module passes them to CMake as cache variables and never spells them itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from wand_assets.procs import ToolError, run_tool
+from wand_assets.targets import Target, get_target
+
+IREE_SOURCE_VERSION = "3.11.0"  # must equal the pinned iree-base-compiler / iree-base-runtime
+MIN_CMAKE_VERSION = (3, 26)
+TOOLCHAIN_PREFIX = "riscv64-unknown-elf-"
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
+ELF_NAME = "wand_firmware.elf"
+_IREE_SUBMODULES = ("third_party/flatcc/include/flatcc", "third_party/printf/src")
+
+LogFn = Callable[[str], None]
+
+
+class IreeSourceError(RuntimeError):
+    """IREE_SOURCE_DIR is missing, is not IREE v3.11.0, or lacks its submodules."""
+
+
+class FirmwareBuildError(RuntimeError):
+    """The firmware could not be configured or built; the message says what to do next."""
+
+
+@dataclass(frozen=True)
+class IreeSource:
+    path: Path
+    version: str  # as declared in runtime/version.json, e.g. "3.11.0.dev"
+    commit: str | None  # git HEAD when the tree is a git checkout/worktree
+
+
+@dataclass(frozen=True)
+class FirmwareBuild:
+    target: str
+    path: Path
+    sha256: str
+    size_bytes: int
+    text_bytes: int
+    data_bytes: int
+    bss_bytes: int
+    protocol_only: bool  # TEST ONLY firmware (fake runtime, no inference)
+    iree_source_version: str | None
+    iree_source_commit: str | None
+    gcc_version: str
+    picolibc_version: str
+    cmake_version: str
+
+    def as_dict(self) -> dict:
+        """JSON-ready record."""
+        return {**asdict(self), "path": str(self.path)}
+
+
+def resolve_iree_source(path: str | os.PathLike | None = None) -> Path:
+    """The IREE source tree to build against: ``path`` if given, else ``$IREE_SOURCE_DIR``."""
+    chosen = path or os.environ.get("IREE_SOURCE_DIR")
+    if not chosen:
+        raise IreeSourceError(
+            f"IREE_SOURCE_DIR is not set: point it (or the toolchain's iree_source_dir) at an IREE source tree at "
+            f"tag v{IREE_SOURCE_VERSION} with third_party/flatcc and third_party/printf (see firmware/README.md)."
+        )
+    return Path(chosen)
+
+
+def toolchain_versions() -> dict[str, str]:
+    """Versions of the tools that shape the firmware binary: riscv64-unknown-elf GCC, picolibc, CMake."""
+    gcc = _require_tool(f"{TOOLCHAIN_PREFIX}gcc")
+    return {
+        "gcc": _capture([gcc, "-dumpfullversion"]).strip(),
+        "picolibc": _picolibc_version(gcc),
+        "cmake": _cmake_version(find_cmake()) or "unknown",
+    }
+
+
+def check_iree_source(path: str | os.PathLike | None) -> IreeSource:
+    """Check that ``path`` (IREE_SOURCE_DIR) is an IREE v3.11.0 source tree with its submodules."""
+    hint = (
+        f"Set IREE_SOURCE_DIR to an IREE source tree at tag v{IREE_SOURCE_VERSION} with the "
+        "third_party/flatcc and third_party/printf submodules (see firmware/README.md)."
+    )
+    if not path:
+        raise IreeSourceError(f"IREE_SOURCE_DIR is not set. {hint}")
+    root = Path(path)
+    version_file = root / "runtime" / "version.json"
+    if not version_file.is_file():
+        raise IreeSourceError(f"IREE_SOURCE_DIR={root} is not an IREE source tree (no runtime/version.json). {hint}")
+    try:
+        version = str(json.loads(version_file.read_text())["package-version"])
+    except (ValueError, KeyError) as e:
+        raise IreeSourceError(f"IREE_SOURCE_DIR={root}: unreadable runtime/version.json ({e}). {hint}") from None
+    match = re.match(r"\d+\.\d+\.\d+", version)
+    if not match or match.group(0) != IREE_SOURCE_VERSION:
+        raise IreeSourceError(
+            f"IREE_SOURCE_DIR={root} is IREE {version}, expected {IREE_SOURCE_VERSION} (the runtime must match "
+            f"the pinned compiler exactly). {hint}"
+        )
+    for sub in _IREE_SUBMODULES:
+        if not (root / sub).exists():
+            raise IreeSourceError(f"IREE_SOURCE_DIR={root} lacks the submodule {sub}. {hint}")
+    return IreeSource(path=root, version=version, commit=_git_head(root))
+
+
+def find_cmake() -> str:
+    """A cmake >= 3.26: the one next to sys.executable (pip's ``cmake<4``) first, then PATH."""
+    candidates = [Path(sys.executable).with_name("cmake"), shutil.which("cmake")]
+    seen: list[str] = []
+    for candidate in candidates:
+        if not candidate or not Path(candidate).exists():
+            continue
+        version = _cmake_version(str(candidate))
+        seen.append(f"{candidate} ({version or 'unknown version'})")
+        if version and _version_tuple(version) >= MIN_CMAKE_VERSION:
+            return str(candidate)
+    raise FirmwareBuildError(
+        f"no cmake >= {'.'.join(map(str, MIN_CMAKE_VERSION))} found (saw: {', '.join(seen) or 'none'}); "
+        'install it into this environment with: pip install "cmake>=3.26,<4"'
+    )
+
+
+def build_firmware(
+    target: str | Target,
+    iree_source_dir: str | os.PathLike | None,
+    build_dir: str | os.PathLike,
+    output_path: str | os.PathLike,
+    *,
+    host_bin_dir: str | os.PathLike | None = None,
+    protocol_only: bool = False,
+    log: LogFn = print,
+    timeout_s: float = 1800,
+) -> FirmwareBuild:
+    """Configure and build the firmware for ``target`` and copy the ELF atomically to ``output_path``.
+
+    ``protocol_only`` builds the TEST ONLY firmware (fake runtime, no IREE) used for protocol
+    conformance tests; it never runs a model. ``build_dir`` should be one directory per target and
+    variant; it is wiped when it was configured differently.
+    """
+    t = get_target(target) if isinstance(target, str) else target
+    if not t.is_device:
+        raise ValueError(f"target {t.name!r} is not a device target; it has no firmware")
+    deadline = time.monotonic() + timeout_s
+
+    iree: IreeSource | None = None
+    if not protocol_only:
+        iree = check_iree_source(iree_source_dir)
+        host_bin = Path(host_bin_dir) if host_bin_dir else Path(sys.executable).parent
+        if not (host_bin / "iree-flatcc-cli").exists():
+            raise FirmwareBuildError(
+                f"host_bin_dir={host_bin} has no iree-flatcc-cli; pass the bin directory of the environment with "
+                f"iree-base-compiler=={IREE_SOURCE_VERSION} / iree-base-runtime=={IREE_SOURCE_VERSION}"
+            )
+    _require_tool(f"{TOOLCHAIN_PREFIX}gcc")
+    size_tool = _require_tool(f"{TOOLCHAIN_PREFIX}size")
+    cmake = find_cmake()
+
+    build = Path(build_dir)
+    cache_vars = {
+        "CMAKE_TOOLCHAIN_FILE": str(FIRMWARE_DIR / "cmake" / "riscv32-elf-gcc.cmake"),
+        "WAND_MARCH": t.gcc_march,
+        "WAND_MABI": t.gcc_mabi,
+        "WAND_VECTOR": "ON" if t.has_vector else "OFF",
+        "WAND_PROTOCOL_ONLY": "ON" if protocol_only else "OFF",
+    }
+    if iree is not None:
+        cache_vars["IREE_SOURCE_DIR"] = str(iree.path)
+        cache_vars["IREE_HOST_BIN_DIR"] = str(host_bin)
+    _reset_if_reconfigured(build, cache_vars, log)
+    build.mkdir(parents=True, exist_ok=True)
+
+    configure = [cmake, "-S", FIRMWARE_DIR, "-B", build, "-Wno-dev"]
+    generator = _ninja()
+    if generator:
+        configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={generator}"]
+    configure += [f"-D{k}={v}" for k, v in cache_vars.items()]
+    run_tool(configure, what=f"cmake configure ({t.name})", timeout_s=_remaining(deadline), log=log)
+    run_tool(
+        [cmake, "--build", build, "--target", "wand_firmware", "--parallel", str(os.cpu_count() or 2)],
+        what=f"cmake build ({t.name})",
+        timeout_s=_remaining(deadline),
+        log=log,
+    )
+    elf = build / ELF_NAME
+    if not elf.is_file():
+        raise FirmwareBuildError(f"the build finished but {elf} is missing")
+
+    out = Path(output_path)
+    _atomic_copy(elf, out)
+    data = out.read_bytes()
+    text, data_size, bss = _section_sizes(size_tool, out)
+    versions = toolchain_versions()
+    return FirmwareBuild(
+        target=t.name,
+        path=out,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        text_bytes=text,
+        data_bytes=data_size,
+        bss_bytes=bss,
+        protocol_only=protocol_only,
+        iree_source_version=iree.version if iree else None,
+        iree_source_commit=iree.commit if iree else None,
+        gcc_version=versions["gcc"],
+        picolibc_version=versions["picolibc"],
+        cmake_version=versions["cmake"],
+    )
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _remaining(deadline: float) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FirmwareBuildError("firmware build ran out of time (raise timeout_s)")
+    return left
+
+
+def _capture(args: list, timeout_s: float = 60) -> str:
+    return run_tool(args, what=str(Path(str(args[0])).name), timeout_s=timeout_s).output
+
+
+def _require_tool(name: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        raise FirmwareBuildError(
+            f"{name} not found on PATH; install Debian's gcc-riscv64-unknown-elf and picolibc-riscv64-unknown-elf"
+        )
+    return found
+
+
+def _ninja() -> str | None:
+    beside = Path(sys.executable).with_name("ninja")
+    return str(beside) if beside.exists() else shutil.which("ninja")
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])
+
+
+def _cmake_version(cmake: str) -> str | None:
+    try:
+        first = _capture([cmake, "--version"], timeout_s=30).splitlines()[0]
+    except (ToolError, OSError, IndexError):
+        return None
+    match = re.search(r"(\d+\.\d+\.\d+)", first)
+    return match.group(1) if match else None
+
+
+def _git_head(root: Path) -> str | None:
+    if not (root / ".git").exists() or shutil.which("git") is None:
+        return None
+    try:
+        return _capture(["git", "-C", root, "rev-parse", "HEAD"], timeout_s=30).strip() or None
+    except (ToolError, OSError):
+        return None
+
+
+def _picolibc_version(gcc: str) -> str:
+    try:
+        defines = _capture([gcc, "--specs=picolibc.specs", "-dM", "-E", "-include", "picolibc.h", "-x", "c", os.devnull])
+    except (ToolError, OSError):
+        return "unknown"
+    match = re.search(r'#define __PICOLIBC_VERSION__ "([^"]+)"', defines)
+    return match.group(1) if match else "unknown"
+
+
+def _section_sizes(size_tool: str, elf: Path) -> tuple[int, int, int]:
+    """text, data, bss from the Berkeley-format output of riscv64-unknown-elf-size."""
+    lines = _capture([size_tool, elf]).splitlines()
+    fields = lines[-1].split()
+    return int(fields[0]), int(fields[1]), int(fields[2])
+
+
+def _reset_if_reconfigured(build: Path, cache_vars: dict[str, str], log: LogFn) -> None:
+    """CMake keeps the toolchain flags of the first configure: start afresh if any input changed."""
+    cache = build / "CMakeCache.txt"
+    if not cache.is_file():
+        return
+    text = cache.read_text(errors="replace")
+    for key, value in cache_vars.items():
+        match = re.search(rf"^{re.escape(key)}:[A-Z]+=(.*)$", text, re.MULTILINE)
+        if match is None or match.group(1) != value:
+            log(f"firmware build dir {build} was configured with a different {key}; starting afresh")
+            shutil.rmtree(build)
+            return
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,146 @@
+"""Booting a firmware ELF in QEMU's RISC-V ``virt`` machine with its UART on a loopback TCP port.
+
+``-icount shift=0`` makes the guest's ``minstret``/``mcycle`` count retired instructions exactly,
+so the device's own counters are the numbers we report. The firmware's log (readiness line, errors,
+trap reports) leaves through semihosting into a file, never on the protocol UART.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from wand_assets.procs import kill_process_group
+from wand_assets.targets import Target
+
+READY_LINE = "Runtime started"
+QEMU_BINARY = "qemu-system-riscv32"
+
+
+class SimulatorError(RuntimeError):
+    """The simulator could not start, the firmware never became ready, or it died."""
+
+
+def qemu_version(binary: str = QEMU_BINARY) -> str:
+    path = shutil.which(binary)
+    if not path:
+        raise SimulatorError(f"{binary} not found; install Debian's qemu-system-misc (scripts/setup.sh does)")
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+    return out.splitlines()[0].strip()
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def qemu_command(elf: Path, target: Target, port: int, log_path: Path, binary: str = QEMU_BINARY) -> list[str]:
+    return [
+        binary,
+        "-M", "virt",
+        "-bios", "none",
+        "-display", "none",
+        "-monitor", "none",
+        "-icount", "shift=0",
+        "-cpu", target.qemu_cpu(),
+        "-kernel", str(elf),
+        # wait=on: the guest starts only once the host is connected, so no byte is lost.
+        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
+        "-chardev", f"file,id=wandlog,path={log_path}",
+        "-semihosting-config", "enable=on,target=native,chardev=wandlog",
+    ]
+
+
+@dataclass
+class QemuSession:
+    """A running QEMU with a connected UART. Use :func:`start_qemu`; teardown is guaranteed there."""
+
+    process: subprocess.Popen
+    port: object  # a connected pyserial port
+    log_path: Path
+    command: list[str]
+    log_offset: int = field(default=0)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def new_log_lines(self) -> list[str]:
+        text = self.log_text()
+        fresh, self.log_offset = text[self.log_offset :], len(text)
+        return [line for line in fresh.splitlines() if line.strip()]
+
+    def exit_status(self) -> int | None:
+        return self.process.poll()
+
+    def describe(self) -> dict:
+        return {"name": "qemu", "version": qemu_version(self.command[0]), "command": self.command}
+
+
+@contextlib.contextmanager
+def start_qemu(
+    elf: Path,
+    target: Target,
+    workdir: Path,
+    *,
+    boot_timeout_s: float = 30.0,
+    binary: str = QEMU_BINARY,
+    log: Callable[[str], None] = lambda _m: None,
+) -> Iterator[QemuSession]:
+    """Start QEMU, connect its UART, wait for the firmware's ready line; always kill QEMU on exit."""
+    import serial
+
+    if shutil.which(binary) is None:
+        raise SimulatorError(f"{binary} not found; install Debian's qemu-system-misc (scripts/setup.sh does)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "firmware.log"
+    log_path.unlink(missing_ok=True)
+    port_number = free_loopback_port()
+    command = qemu_command(elf, target, port_number, log_path, binary)
+    log("starting " + " ".join(command))
+    stderr_path = workdir / "qemu.stderr"
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True
+        )
+    uart = None
+    try:
+        deadline = time.monotonic() + boot_timeout_s
+        while uart is None:
+            if process.poll() is not None:
+                raise SimulatorError(f"QEMU exited with status {process.returncode}: {stderr_path.read_text()[-2000:]}")
+            try:
+                uart = serial.serial_for_url(f"socket://127.0.0.1:{port_number}", timeout=0.5)
+            except serial.SerialException:
+                if time.monotonic() > deadline:
+                    raise SimulatorError(f"QEMU's UART on 127.0.0.1:{port_number} did not accept a connection") from None
+                time.sleep(0.05)
+        session = QemuSession(process, uart, log_path, command)
+        while READY_LINE not in session.log_text():
+            if process.poll() is not None:
+                raise SimulatorError(
+                    f"firmware stopped before it was ready (QEMU exit status {process.returncode}); "
+                    f"firmware log:\n{session.log_text()[-2000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise SimulatorError(
+                    f"firmware did not log '{READY_LINE}' within {boot_timeout_s:.0f} s; log:\n{session.log_text()[-2000:]}"
+                )
+            time.sleep(0.02)
+        for line in session.new_log_lines():
+            log(f"firmware: {line}")
+        yield session
+    finally:
+        if uart is not None:
+            with contextlib.suppress(Exception):
+                uart.close()
+        kill_process_group(process)

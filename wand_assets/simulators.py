@@ -1,0 +1,56 @@
+"""One entry point for every simulator backend: start the board, hand back a connected UART, tear down.
+
+Backends: ``qemu`` (Debian's qemu-system-riscv32; always installable, used by CI). A backend's
+session exposes ``port`` (a pyserial port speaking the UART protocol) and ``describe()`` (name,
+version and how it was started, recorded with every result).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Callable, Iterator
+
+from wand_assets import qemu
+from wand_assets.targets import Target
+
+BACKENDS = ("qemu",)
+
+
+class DeviceSessionError(RuntimeError):
+    """The evaluation failed while the simulator ran; carries the firmware's own log."""
+
+
+def simulator_version(backend: str) -> str:
+    _check_backend(backend)
+    return qemu.qemu_version()
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown simulator backend {backend!r}; available: {', '.join(BACKENDS)}")
+
+
+@contextlib.contextmanager
+def open_session(
+    backend: str,
+    elf: Path,
+    target: Target,
+    workdir: Path,
+    *,
+    boot_timeout_s: float = 30.0,
+    log: Callable[[str], None] = lambda _m: None,
+) -> Iterator["qemu.QemuSession"]:
+    _check_backend(backend)
+    with qemu.start_qemu(elf, target, workdir, boot_timeout_s=boot_timeout_s, log=log) as session:
+        try:
+            yield session
+        except Exception as exc:
+            # The firmware's log says why (a trap report, an IREE status) far better than a timeout does.
+            tail = "\n".join(session.log_text().splitlines()[-20:])
+            status = session.exit_status()
+            where = f"simulator exited with status {status}" if status is not None else "simulator still running"
+            raise DeviceSessionError(f"{exc}\n({where}; firmware log tail:)\n{tail}") from exc
+        finally:
+            for line in session.new_log_lines():
+                log(f"firmware: {line}")

@@ -54,7 +54,10 @@ def materializations(results):
 def test_every_asset_and_partition_is_materialized_with_path_and_sha256(materialized):
     _, _, results = materialized
     seen = materializations(results)
-    expected = {("magic_wand_archive", None), ("gesture_windows", None), ("trained_model", None), ("model_mlir", None), ("host_evaluation", None)}
+    expected = {
+        ("magic_wand_archive", None), ("gesture_windows", None), ("trained_model", None), ("model_mlir", None),
+        ("host_evaluation", None), ("evaluation_report", None),
+    }
     expected |= {("compiled_model", t) for t in TARGETS}
     assert set(seen) == expected
     for key, mat in seen.items():
@@ -111,3 +114,15 @@ def test_bad_dataset_source_fails_clearly_and_leaves_nothing(tmp_path):
         materialize_all(instance=dg.DagsterInstance.ephemeral(), op_config=QUICK, resources=resources, log=lambda _: None)
     stage_dir = tmp_path / "art" / "magic_wand_archive"
     assert not stage_dir.exists() or list(stage_dir.iterdir()) == []
+
+
+def test_report_is_written_as_markdown_and_self_contained_html(materialized):
+    root, _, _ = materialized
+    entry = ArtifactStore(root).stage("evaluation_report").current()
+    markdown = (entry / "report.md").read_text()
+    page = (entry / "report.html").read_text()
+    for section in ("Performance", "Classification", "Device statistics", "Lineage"):
+        assert f"## {section}" in markdown and f"<h2>{section}</h2>" in page
+    assert "data:image/png;base64," in page
+    assert 'src="http' not in page and "<link" not in page  # nothing fetched when the file is opened
+    assert "No device evaluation yet" in markdown  # this run had no device stages

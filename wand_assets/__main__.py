@@ -17,11 +17,21 @@ def main(argv: list[str] | None = None) -> int:
     from wand_assets.defs.pipeline import materialize_all
 
     instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    has_iree_source = bool(os.environ.get("IREE_SOURCE_DIR"))
+    if not has_iree_source:
+        print(
+            "wand: IREE_SOURCE_DIR is not set, so the firmware cannot be built: materializing up to the host "
+            "reference only. See README.md, 'The device half', for getting the IREE v3.11.0 runtime source.",
+            file=sys.stderr,
+        )
     try:
-        materialize_all(targets=args.target, instance=instance)
+        materialize_all(targets=args.target, instance=instance, device_stages=has_iree_source)
     except Exception as exc:  # the CLI's job is to say what failed, not to print a Dagster traceback
         print(f"wand: pipeline failed: {exc}", file=sys.stderr)
         return 1
+    if not has_iree_source:
+        print("wand: host stages materialized; device stages skipped (set IREE_SOURCE_DIR)", file=sys.stderr)
+        return 2
     print("wand: pipeline materialized")
     return 0
 

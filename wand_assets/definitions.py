@@ -1,8 +1,8 @@
-"""The wand code location: assembles assets, checks, resources and jobs. Stages live in ``wand_assets.defs``."""
+"""The wand code location: assembles assets, checks, resources, jobs and automation. Stages live in ``wand_assets.defs``."""
 
 import dagster as dg
 
-from wand_assets.defs import compilation, data, device, training
+from wand_assets.defs import automation, compilation, data, device, report, training
 from wand_assets.defs.resources import (
     ArtifactStoreResource,
     DatasetSource,
@@ -21,8 +21,12 @@ defs = dg.Definitions(
         compilation.host_evaluation,
         device.firmware,
         device.device_evaluation,
+        report.evaluation_report,
     ],
     asset_checks=[data.split_is_sound, training.accuracy_above_floor, compilation.host_matches_keras],
+    jobs=[automation.train_and_import_job, automation.compile_job, automation.device_job, automation.report_job],
+    schedules=[automation.nightly_device_evaluation],
+    sensors=[automation.dataset_source_changed],
     resources={
         "artifact_store": ArtifactStoreResource(),
         "source": DatasetSource(),

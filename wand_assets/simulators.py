@@ -1,8 +1,10 @@
 """One entry point for every simulator backend: start the board, hand back a connected UART, tear down.
 
-Backends: ``qemu`` (Debian's qemu-system-riscv32; always installable, used by CI). A backend's
+Backends: ``qemu`` (Debian's qemu-system-riscv32; always installable, used by CI) and ``renode``
+(Renode through pyrenode3, in a worker process; adds opcode counters and the profiler). A backend's
 session exposes ``port`` (a pyserial port speaking the UART protocol) and ``describe()`` (name,
-version and how it was started, recorded with every result).
+version and how it was started, recorded with every result). A Renode session also has
+``statistics`` (Renode-only measurements), filled in when the session has ended.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ import contextlib
 from pathlib import Path
 from typing import Callable, Iterator
 
-from wand_assets import qemu
+from wand_assets import qemu, renode
 from wand_assets.targets import Target
 
-BACKENDS = ("qemu",)
+BACKENDS = ("qemu", "renode")
 
 
 class DeviceSessionError(RuntimeError):
@@ -23,6 +25,8 @@ class DeviceSessionError(RuntimeError):
 
 def simulator_version(backend: str) -> str:
     _check_backend(backend)
+    if backend == "renode":
+        return renode.renode_version()
     return qemu.qemu_version()
 
 
@@ -40,9 +44,16 @@ def open_session(
     *,
     boot_timeout_s: float = 30.0,
     log: Callable[[str], None] = lambda _m: None,
-) -> Iterator["qemu.QemuSession"]:
+    renode_setup: "renode.RenodeSetup | None" = None,
+) -> Iterator["qemu.QemuSession | renode.RenodeSession"]:
     _check_backend(backend)
-    with qemu.start_qemu(elf, target, workdir, boot_timeout_s=boot_timeout_s, log=log) as session:
+    if backend == "renode":
+        starter = renode.start_renode(
+            elf, target, workdir, setup=renode_setup or renode.RenodeSetup(), boot_timeout_s=boot_timeout_s, log=log
+        )
+    else:
+        starter = qemu.start_qemu(elf, target, workdir, boot_timeout_s=boot_timeout_s, log=log)
+    with starter as session:
         try:
             yield session
         except Exception as exc:

@@ -64,6 +64,7 @@ def model_mlir(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreR
     deps=[model_mlir],
     partitions_def=target_partitions,
     kinds={"iree"},
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="compilation",
     code_version=COMPILE_CODE_VERSION,
     check_specs=[dg.AssetCheckSpec("fits_uart_payload", asset="compiled_model", description="The .vmfb fits in one MODEL message (≤ 1,310,718 bytes).")],
@@ -125,6 +126,7 @@ def compiled_model(context: dg.AssetExecutionContext, artifact_store: ArtifactSt
         gesture_windows,
     ],
     kinds={"iree", "python"},
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="evaluation",
     code_version=HOST_EVAL_CODE_VERSION,
 )

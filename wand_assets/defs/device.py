@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from wand_assets import firmware_build, plots
+from wand_assets import firmware_build, plots, renode_stats
 from wand_assets.artifacts import fingerprint, sha256_file, sha256_tree, write_json_atomic
 from wand_assets.dataset import CLASSES
 from wand_assets.defs.common import file_metadata, table
@@ -20,6 +20,7 @@ from wand_assets.device_eval import evaluate_on_device
 from wand_assets.metrics import classification_metrics
 from wand_assets.model import MODEL_IO, as_model_input
 from wand_assets.protocol import DeviceClient
+from wand_assets.regression import Tolerances, find_regressions
 from wand_assets.targets import DEVICE_TARGETS, get_target
 from wand_assets.windows import WindowSet
 
@@ -35,6 +36,7 @@ _same_target = dg.StaticPartitionMapping({t: t for t in DEVICE_TARGETS})
 @dg.asset(
     partitions_def=device_partitions,
     kinds={"c", "riscv"},
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="device",
     code_version=FIRMWARE_CODE_VERSION,
 )
@@ -89,6 +91,10 @@ def firmware(
     )
 
 
+class DeviceEvaluationConfig(dg.Config):
+    force: bool = False  # evaluate again even if a result for these exact inputs exists (nightly runs)
+
+
 @dg.asset(
     deps=[
         dg.AssetDep(compiled_model, partition_mapping=_same_target),
@@ -97,7 +103,8 @@ def firmware(
         host_evaluation,
     ],
     partitions_def=device_partitions,
-    kinds={"qemu", "riscv"},
+    kinds={"qemu", "renode", "riscv"},
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="device",
     code_version=DEVICE_EVAL_CODE_VERSION,
     check_specs=[
@@ -106,11 +113,17 @@ def firmware(
             asset="device_evaluation",
             blocking=True,
             description="Device argmax equals host IREE argmax on every test window, max |device − host| within tolerance.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "no_regression",
+            asset="device_evaluation",
+            description="Accuracy and instructions per inference against the previous evaluation of this target (warns).",
+        ),
     ],
 )
 def device_evaluation(
     context: dg.AssetExecutionContext,
+    config: DeviceEvaluationConfig,
     simulator: SimulatorResource,
     artifact_store: ArtifactStoreResource,
     gates: QualityGates,
@@ -119,6 +132,8 @@ def device_evaluation(
 
     IOSPEC + MODEL once, then DATA / PROCESS / OUTPUT (+ STATS for the device's own instruction count)
     per window. Results: `results.parquet` per window and `measurements.json` in Kenning's vocabulary.
+    With the Renode backend also `renode_stats.json`: opcode counters around the evaluation loop, the
+    profiler's per-interval series and Kenning's renode_stats metrics, with every plot in the metadata.
     """
     target = get_target(context.partition_key)
     store = artifact_store.store()
@@ -130,7 +145,7 @@ def device_evaluation(
     inputs = {"vmfb": sha256_file(vmfb), "elf": sha256_file(elf), "windows": sha256_file(windows_path), "host": sha256_file(host_predictions)}
     stage = store.stage("device_evaluation", target.name)
     fp = fingerprint(inputs, simulator.identity(), DEVICE_EVAL_CODE_VERSION)
-    if (entry := stage.cached(fp)) is None:
+    if (entry := stage.cached(fp)) is None or config.force:
         test = WindowSet.load(windows_path).select("test")
         started = time.monotonic()
         with simulator.session(elf, target, store.root / "scratch" / f"sim-{target.name}-{context.run_id[:8]}", context.log.info) as session:
@@ -144,6 +159,7 @@ def device_evaluation(
             )
             sim_info = session.describe()
         wall = time.monotonic() - started
+        renode = getattr(session, "statistics", None)  # Renode-only; complete once the session has ended
         host = pd.read_parquet(host_predictions)
         host_scores = host[[f"iree_{c}" for c in CLASSES]].to_numpy(np.float32)
         device_class = run.scores.argmax(axis=1)
@@ -162,6 +178,9 @@ def device_evaluation(
                 **{f"device_{c}": run.scores[:, i] for i, c in enumerate(CLASSES)},
             }
         )
+        if renode and len(renode["request_window_instructions"]) == len(test):
+            frame["renode_request_instructions"] = renode["request_window_instructions"]
+            frame["renode_request_virtual_seconds"] = renode["request_window_virtual_seconds"]
         metrics = classification_metrics(test.y, device_class, CLASSES)
         allocation = {k: run.final_stats.get(k) for k in ("host_bytes_peak", "host_bytes_allocated", "host_bytes_freed", "device_bytes_peak", "device_bytes_allocated", "device_bytes_freed")}
         summary = {
@@ -190,10 +209,15 @@ def device_evaluation(
             "allocation_stats": allocation,
             "compiled_model_size": vmfb.stat().st_size,
         }
+        if renode:
+            summary["renode"] = _renode_summary(renode)
+            measurements.update({k: renode[k] for k in _RENODE_MEASUREMENT_KEYS if k in renode})
         with stage.produce(fp) as out:
             frame.to_parquet(out / "results.parquet", index=False)
             write_json_atomic(out / "summary.json", summary)
             write_json_atomic(out / "measurements.json", measurements)
+            if renode:
+                write_json_atomic(out / "renode_stats.json", renode)
         entry = stage.entry(fp)
     else:
         stage.set_current(fp)
@@ -202,8 +226,10 @@ def device_evaluation(
     metrics = summary["metrics"]
     parity = summary["argmax_mismatches_vs_host"] == 0 and summary["max_abs_diff_vs_host"] <= gates.parity_atol
     stats = summary["final_stats"]
+    renode_metadata = _renode_metadata(entry) if "renode" in summary else {}
     return dg.MaterializeResult(
         metadata={
+            **renode_metadata,
             **file_metadata(entry / "results.parquet"),
             "measurements": dg.MetadataValue.path(str(entry / "measurements.json")),
             "target": target.name,
@@ -234,6 +260,76 @@ def device_evaluation(
                     "max_abs_diff": summary["max_abs_diff_vs_host"],
                     "tolerance": gates.parity_atol,
                 },
-            )
+            ),
+            dg.AssetCheckResult(
+                check_name="no_regression",
+                passed=not regressions,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "previous": str(previous) if previous else "(first evaluation)",
+                    "current": str(current),
+                    "regressions": "\n".join(regressions) or "none",
+                },
+            ),
         ],
     )
+
+
+def _previous_evaluation(context: dg.AssetExecutionContext) -> dict | None:
+    """Accuracy and median instructions of this target's previous materialization, from the event log."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    if not records:
+        return None
+    metadata = records[0].asset_materialization.metadata
+    try:
+        return {
+            "accuracy": metadata["accuracy"].value,
+            "instructions": metadata["instructions_per_inference_median"].value,
+        }
+    except KeyError:
+        return None
+
+
+_RENODE_MEASUREMENT_KEYS = (
+    "opcode_counters",
+    "profiler_timestamps",
+    "executed_instructions",
+    "memory_accesses",
+    "peripheral_accesses",
+    "exceptions",
+)
+
+
+def _renode_summary(stats: dict) -> dict:
+    """The scalar Renode-only numbers (the series stay in renode_stats.json)."""
+    windows = np.asarray(stats["request_window_instructions"], dtype=np.float64)
+    seconds = np.asarray(stats["request_window_virtual_seconds"], dtype=np.float64)
+    return {
+        "instructions_per_inference_pass": stats["instructions_per_inference_pass"],
+        "vector_opcodes_fraction": stats["vector_opcodes_fraction"],
+        "top_10_opcodes_per_inference_pass": stats["top_10_opcodes_per_inference_pass"],
+        "request_window_instructions_median": float(np.median(windows)) if len(windows) else None,
+        "request_window_virtual_ms_median": float(np.median(seconds) * 1e3) if len(seconds) else None,
+        "loop_executed_instructions": stats["loop_executed_instructions"],
+        "loop_virtual_seconds": stats["loop_virtual_seconds"],
+        "worker_peak_rss_kib": stats["worker_peak_rss_kib"],
+        "profiler_dump_bytes": stats.get("profiler_dump_bytes"),
+    }
+
+
+def _renode_metadata(entry: Path) -> dict:
+    stats = json.loads((entry / "renode_stats.json").read_text())
+    summary = _renode_summary(stats)
+    top = stats["top_10_opcodes_per_inference_pass"]
+    return {
+        "renode_stats": dg.MetadataValue.path(str(entry / "renode_stats.json")),
+        "renode_instructions_per_inference_pass": summary["instructions_per_inference_pass"],
+        "renode_vector_share": summary["vector_opcodes_fraction"],
+        "renode_request_window_instructions_median": summary["request_window_instructions_median"] or 0.0,
+        "renode_request_window_virtual_ms_median": summary["request_window_virtual_ms_median"] or 0.0,
+        "renode_worker_peak_rss_mib": round((summary["worker_peak_rss_kib"] or 0) / 1024, 1),
+        "renode_top_10_opcodes": table([{"opcode": op, "per_inference_pass": round(v, 1)} for op, v in top.items()]),
+        "renode_report": dg.MetadataValue.md(renode_stats.renode_report_markdown(stats)),
+    }

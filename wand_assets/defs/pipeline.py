@@ -16,6 +16,7 @@ UNPARTITIONED_HEAD = ["magic_wand_archive", "gesture_windows", "trained_model", 
 PER_TARGET = ["compiled_model"]
 HOST_REFERENCE = ["host_evaluation"]
 PER_DEVICE_TARGET = ["firmware", "device_evaluation"]
+REPORT = ["evaluation_report"]
 
 
 def _all_assets() -> list:
@@ -67,4 +68,5 @@ def materialize_all(
     if device_stages:
         for target in (t for t in targets if t in DEVICE_TARGETS):
             run(PER_DEVICE_TARGET, partition_key=target)
+    run(REPORT)
     return results

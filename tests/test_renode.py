@@ -1,0 +1,354 @@
+"""Renode backend without Renode: board rendering, Kenning's variable naming, the monitor command
+sequence, the missing-Renode message, the profiler dump parser and the renode_stats metrics."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from wand_assets import renode, renode_stats, simulators
+from wand_assets.targets import DEVICE_TARGETS, get_target
+
+# --- board and setup -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", DEVICE_TARGETS)
+def test_board_cpu_comes_from_the_target_registry(target):
+    t = get_target(target)
+    board = renode.render_board(t)
+    assert f'cpuType: "{t.renode_cpu_type()}"' in board
+    assert "uart0: UART.NS16550 @ sysbus 0x10000000" in board
+    assert "log_uart: UART.NS16550 @ sysbus 0x10001000" in board
+    assert "frequency: 10000000" in board
+    assert "Memory.MappedMemory @ sysbus 0x80000000" in board
+    if t.has_vector:
+        elen = board.index(f"VectorElementMaxWidth: {t.elen}")
+        vlen = board.index(f"VectorRegisterLength: {t.vlen}")
+        assert elen < vlen, "ELEN must be set before VLEN (Renode checks VLEN >= ELEN on every change)"
+    else:
+        assert "VectorRegisterLength" not in board
+
+
+def test_host_target_has_no_renode_board():
+    with pytest.raises(ValueError, match="host reference"):
+        renode.render_board(get_target("host"))
+
+
+@pytest.mark.parametrize(
+    "file_name, variable",
+    [
+        ("springbok.repl", "springbok_repl"),
+        ("SpringbokRiscV32.cs", "springbokriscv32_cs"),
+        ("springbok.resc", "springbok_resc"),
+        ("magic_wand.data", "magic_wand_data"),
+        ("/abs/dir/Wand.Board.repl", "wand_board_repl"),
+    ],
+)
+def test_monitor_variables_follow_kennings_naming(file_name, variable):
+    assert renode.monitor_variable_name(file_name) == variable
+
+
+def test_default_plan_uses_the_wand_board_script(tmp_path):
+    elf = tmp_path / "fw.elf"
+    elf.write_bytes(b"\x7fELF")
+    plan = renode.make_plan(elf, get_target("rv32imf_zve32f_vlen512"), tmp_path / "work", renode.RenodeSetup())
+    assert plan.resc == str(renode.BOARD_SCRIPT)
+    assert list(plan.variables) == ["wand_board_repl", "bin"]
+    assert plan.variables["bin"] == str(elf.resolve())
+    assert "VectorRegisterLength: 512" in (tmp_path / "work" / "wand_board.repl").read_text()
+    assert plan.create_uart_pty and plan.uart_pty.startswith(str((tmp_path / "work").resolve()))
+
+
+def seed_like_setup(tmp_path) -> renode.RenodeSetup:
+    for name in ("springbok.resc", "springbok.repl", "SpringbokRiscV32.cs"):
+        (tmp_path / name).write_text("// stand-in\n")
+    return renode.RenodeSetup(
+        resc=str(tmp_path / "springbok.resc"),
+        dependencies=(str(tmp_path / "springbok.repl"), str(tmp_path / "SpringbokRiscV32.cs")),
+        uart_pty="/tmp/uart",
+        log_uart="",
+        monitor_commands=("sysbus.cpu EnableProfiler",),
+        post_start_commands=("sysbus.vec_controlblock WriteDoubleWord 0xc 0",),
+    )
+
+
+def test_seed_setup_command_sequence(tmp_path):
+    (tmp_path / "iree_runtime").write_bytes(b"\x7fELF")
+    plan = renode.make_plan(tmp_path / "iree_runtime", None, tmp_path / "work", seed_like_setup(tmp_path))
+    commands = renode.setup_commands(plan)
+    assert commands == [
+        f"logFile @{tmp_path}/work/renode.log",
+        f"$springbok_repl=@{tmp_path}/springbok.repl",
+        f"$springbokriscv32_cs=@{tmp_path}/SpringbokRiscV32.cs",
+        f"$bin=@{tmp_path}/iree_runtime",
+        f"include @{tmp_path}/springbok.resc",
+        "mach set 0",
+        "sysbus.cpu EnableRiscvOpcodesCounting",
+        "sysbus.cpu EnableProfiler",
+    ]
+    # The script makes its own pty (Kenning's /tmp/uart): nothing is created or connected here.
+    assert not plan.create_uart_pty and plan.uart_pty == "/tmp/uart"
+    assert plan.post_start_commands == ["sysbus.vec_controlblock WriteDoubleWord 0xc 0"]
+
+
+def test_wand_board_commands_connect_both_uarts_to_ptys(tmp_path):
+    (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
+    plan = renode.make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", renode.RenodeSetup())
+    commands = renode.setup_commands(plan)
+    assert commands.index(f"include @{renode.BOARD_SCRIPT}") > commands.index(f"$bin=@{(tmp_path / 'fw.elf').resolve()}")
+    assert f'emulation CreateUartPtyTerminal "wand_uart" "{plan.uart_pty}" true' in commands
+    assert "connector Connect sysbus.uart0 wand_uart" in commands
+    assert "connector Connect sysbus.log_uart wand_log" in commands
+    assert not any("EnableProfiler" in c for c in commands), "the profiler starts with the evaluation loop"
+
+
+def test_missing_dependency_is_named(tmp_path):
+    setup = renode.RenodeSetup(resc=str(tmp_path / "x.resc"), dependencies=(str(tmp_path / "gone.repl"),))
+    (tmp_path / "x.resc").write_text("")
+    with pytest.raises(renode.SimulatorError, match="gone.repl"):
+        renode.make_plan(tmp_path / "fw.elf", None, tmp_path / "w", setup)
+
+
+# --- missing Renode ---------------------------------------------------------------------------------
+
+
+def test_missing_renode_names_the_variables_and_what_to_install(monkeypatch):
+    for var in ("PYRENODE_PKG", "PYRENODE_BUILD_DIR", "PYRENODE_RUNTIME", "PYRENODE_BIN"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(renode.RenodeUnavailable) as err:
+        simulators.simulator_version("renode")
+    message = str(err.value)
+    for needed in ("PYRENODE_PKG", "PYRENODE_BUILD_DIR", "PYRENODE_RUNTIME", "pyrenode3", "pythonnet", "Renode"):
+        assert needed in message
+
+
+def test_build_dir_without_runtime_is_refused(tmp_path):
+    with pytest.raises(renode.RenodeUnavailable, match="PYRENODE_RUNTIME is not"):
+        renode.renode_environment({"PYRENODE_BUILD_DIR": str(tmp_path)})
+
+
+def test_nonexistent_package_is_refused(tmp_path):
+    with pytest.raises(renode.RenodeUnavailable, match="does not exist"):
+        renode.renode_environment({"PYRENODE_PKG": str(tmp_path / "renode-1.15.1.pkg.tar.xz")})
+
+
+def test_version_is_read_without_loading_renode(tmp_path, monkeypatch):
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "version").write_text("1.15.1\n")
+    monkeypatch.setattr(renode.importlib.util, "find_spec", lambda name: object())
+    env = {"PYRENODE_BUILD_DIR": str(tmp_path), "PYRENODE_RUNTIME": "mono"}
+    assert renode.renode_version(env).startswith("Renode 1.15.1 ")
+    pkg = tmp_path / "renode-1.15.1.linux-portable.tar.gz"
+    pkg.write_bytes(b"")
+    assert renode.renode_version({"PYRENODE_PKG": str(pkg)}).startswith("Renode 1.15.1 ")
+
+
+def test_renode_is_a_known_backend():
+    assert simulators.BACKENDS == ("qemu", "renode")
+
+
+# --- the port that marks the evaluation loop ----------------------------------------------------------
+
+
+class FakePort:
+    def __init__(self, replies: bytes):
+        self.replies, self.written, self.timeout = bytearray(replies), [], 1.0
+
+    def write(self, data):
+        self.written.append(bytes(data))
+        return len(data)
+
+    def read(self, size=1):
+        out, self.replies[:size] = bytes(self.replies[:size]), b""
+        return out
+
+
+class FakeSession:
+    loop_started = False
+
+    def __init__(self):
+        self.events = []
+
+    def mark_loop_start(self):
+        self.events.append("loop_start")
+        self.loop_started = True
+
+    def mark(self, label):
+        self.events.append(label)
+
+
+def frame(kind, payload=b""):
+    return struct.pack("<IH", len(payload) + 2, kind) + payload
+
+
+def test_marking_port_brackets_each_process_and_starts_the_loop_once():
+    port, session = FakePort(frame(0) * 2 + frame(0, b"x" * 20)), FakeSession()
+    marked = renode._MarkingPort(port, session)
+    marked.timeout = 0.25
+    assert port.timeout == 0.25
+    marked.write(frame(3, b"model"))  # MODEL
+    assert session.events == []
+    marked.write(frame(2, b"in"))  # DATA: the loop starts
+    marked.read(6)
+    marked.write(frame(4))  # PROCESS
+    assert session.events == ["loop_start", "process_start"]
+    marked.read(3)
+    assert session.events[-1] == "process_start"
+    marked.read(3)  # the 6-byte OK is complete
+    assert session.events[-1] == "process_end"
+    marked.write(frame(2, b"in"))
+    marked.read(26)
+    assert session.events == ["loop_start", "process_start", "process_end"]
+
+
+# --- profiler dump --------------------------------------------------------------------------------
+
+
+def synthetic_dump(truncate: int = 0) -> bytes:
+    """Header: one CPU, two peripherals; entries of every type at known virtual times (ms)."""
+    out = struct.pack("<i", 1) + struct.pack("<ii", 0, 3) + b"cpu"
+    out += struct.pack("<i", 2)
+    out += struct.pack("<i", 5) + b"uart0" + struct.pack("<QQ", 0x10000000, 0x100000FF)
+    out += struct.pack("<i", 5) + b"clint" + struct.pack("<QQ", 0x2000000, 0x200FFFF)
+
+    def entry(t_ms, kind, body):
+        return struct.pack("<qdB", 123, t_ms, kind) + body
+
+    out += entry(0.0, 0, struct.pack("<BQ", 0, 1000))
+    out += entry(5.0, 0, struct.pack("<BQ", 0, 1500))
+    out += entry(12.0, 0, struct.pack("<BQ", 0, 2700))
+    out += entry(15.0, 0, struct.pack("<BQ", 0, 2900))
+    out += entry(1.0, 1, struct.pack("<B", 2)) * 3  # 3 reads in interval 0
+    out += entry(11.0, 1, struct.pack("<B", 3)) * 2  # 2 writes in interval 1
+    out += entry(2.0, 2, struct.pack("<BQ", 0, 0x10000005))  # uart0 read
+    out += entry(13.0, 2, struct.pack("<BQ", 1, 0x10000000))  # uart0 write
+    out += entry(14.0, 2, struct.pack("<BQ", 0, 0x200BFF8))  # clint read
+    out += entry(16.0, 3, struct.pack("<Q", 7))  # exception
+    out += entry(50.0, 1, struct.pack("<B", 2))  # outside the window used below
+    return out[: len(out) - truncate] if truncate else out
+
+
+def test_profiler_dump_is_parsed_by_type():
+    dump = renode_stats.parse_profiler_dump(synthetic_dump())
+    assert dump.cpus == {0: "cpu"}
+    assert dump.peripherals == [("uart0", 0x10000000, 0x100000FF), ("clint", 0x2000000, 0x200FFFF)]
+    assert dump.instructions["count"].tolist() == [1000, 1500, 2700, 2900]
+    assert dump.instructions["cpu"].tolist() == [0, 0, 0, 0]
+    assert dump.memory["op"].tolist() == [2, 2, 2, 3, 3, 2]
+    assert dump.peripheral["address"].tolist() == [0x10000005, 0x10000000, 0x200BFF8]
+    assert dump.exceptions["index"].tolist() == [7]
+    assert dump.exceptions["t_ms"].tolist() == [16.0]
+    assert dump.truncated_bytes == 0
+
+
+def test_partial_last_entry_is_reported_not_fatal():
+    dump = renode_stats.parse_profiler_dump(synthetic_dump(truncate=5))
+    assert len(dump.memory) == 5 and dump.truncated_bytes == 18 - 5
+
+
+def test_unknown_entry_type_is_an_error():
+    data = bytearray(synthetic_dump())
+    header_end = 4 + (8 + 3) + 4 + 2 * (4 + 5 + 16)
+    data[header_end + 16] = 9
+    with pytest.raises(renode_stats.ProfilerDumpError, match="unknown profiler entry type 9"):
+        renode_stats.parse_profiler_dump(bytes(data))
+
+
+def test_interval_series_buckets_by_virtual_time():
+    dump = renode_stats.parse_profiler_dump(synthetic_dump())
+    series = renode_stats.interval_series(dump, start_s=0.0, end_s=0.019, step_s=0.01)
+    assert series["profiler_timestamps"] == pytest.approx([0.0, 0.01])
+    assert series["executed_instructions"] == {"cpu": [500, 1400]}  # deltas of the cumulative counter
+    assert series["memory_accesses"] == {"read": [3, 0], "write": [0, 2]}
+    assert series["peripheral_accesses"] == {
+        "uart0": {"read": [1, 0], "write": [0, 1]},
+        "clint": {"read": [0, 1], "write": [0, 0]},
+    }
+    assert series["exceptions"] == [0, 1]
+
+
+@pytest.mark.parametrize("chunk_bytes", [30, 64, 1 << 20])
+def test_dump_file_read_in_chunks_gives_the_same_series(tmp_path, chunk_bytes):
+    path = tmp_path / "profiler.dump"
+    path.write_bytes(synthetic_dump(truncate=3))
+    whole = renode_stats.interval_series(renode_stats.parse_profiler_dump(path.read_bytes()), 0.0, 0.019)
+    chunked = renode_stats.profiler_series(path, 0.0, 0.019, chunk_bytes=chunk_bytes)
+    assert chunked.pop("profiler_truncated_bytes") == 18 - 3
+    assert chunked == whole
+
+
+# --- opcode metrics -------------------------------------------------------------------------------
+
+
+def test_opcode_diff_counts_only_the_loop():
+    before = {"addi": 10, "vle32.v": 0, "lw": 5, "wfi": 1}
+    after = {"addi": 40, "vle32.v": 20, "lw": 5, "wfi": 1}
+    assert renode_stats.opcode_diff(before, after) == {"addi": 30, "vle32.v": 20}
+
+
+def test_opcode_counters_going_backwards_is_an_error():
+    with pytest.raises(ValueError, match="backwards"):
+        renode_stats.opcode_diff({"addi": 10}, {"addi": 3})
+
+
+def test_opcode_metrics_match_kennings_definitions():
+    counters = {"cpu": {"addi": 600, "vle32.v": 200, "vfmadd.vf": 100, "lw": 100, "fadd.s": 0}}
+    metrics = renode_stats.opcode_metrics(counters, inference_passes=4)
+    assert list(metrics["sorted_opcode_counters"]) == ["addi", "vle32.v", "lw", "vfmadd.vf"]
+    assert metrics["sorted_vector_opcode_counters"] == {"vle32.v": 200, "vfmadd.vf": 100}
+    assert metrics["instructions_per_inference_pass"] == 250.0
+    assert metrics["vector_opcodes_fraction"] == pytest.approx(0.3)
+    assert metrics["top_10_opcodes_per_inference_pass"]["addi"] == 150.0
+
+
+def test_opcode_metrics_sum_over_cpus():
+    metrics = renode_stats.opcode_metrics({"cpu0": {"addi": 1}, "cpu1": {"addi": 2, "vadd.vv": 1}}, 1)
+    assert metrics["sorted_opcode_counters"] == {"addi": 3, "vadd.vv": 1}
+
+
+def test_request_windows_pair_start_and_end_marks():
+    marks = [
+        {"label": "process_start", "instructions": 100, "virtual_s": 1.0},
+        {"label": "process_end", "instructions": 400, "virtual_s": 1.003},
+        {"label": "process_start", "instructions": 900, "virtual_s": 2.0},
+        {"label": "process_end", "instructions": 1000, "virtual_s": 2.001},
+    ]
+    windows = renode_stats.request_windows(marks)
+    assert windows["instructions"] == [300, 100]
+    assert windows["virtual_seconds"] == pytest.approx([0.003, 0.001])
+
+
+def test_every_renode_stats_plot_is_drawn_including_memory_accesses():
+    dump = renode_stats.parse_profiler_dump(synthetic_dump())
+    stats = {
+        **renode_stats.opcode_metrics({"cpu": {"addi": 5, "vle32.v": 2}}, 1),
+        **renode_stats.interval_series(dump, 0.0, 0.019),
+    }
+    pngs = renode_stats.renode_plots(stats)
+    assert set(pngs) == {
+        "instruction_histogram",
+        "vector_histogram",
+        "executed_instructions_cpu",
+        "executed_instructions_cpu_histogram",
+        "executed_instructions_cpu_cumulative",
+        "memory_reads",
+        "memory_reads_cumulative",
+        "memory_writes",
+        "memory_writes_cumulative",
+        "uart0_reads",
+        "uart0_reads_cumulative",
+        "uart0_writes",
+        "uart0_writes_cumulative",
+        "clint_reads",
+        "clint_reads_cumulative",
+        "exceptions",
+    }  # clint writes are all zero: skipped, as in Kenning
+    assert all(p.startswith(b"\x89PNG") for p in pngs.values())
+    report = renode_stats.renode_report_markdown(stats)
+    assert "Instructions per inference pass: **7**" in report and "28.57 %" in report
+
+
+def test_plots_skip_exceptions_when_there_are_none():
+    stats = {"profiler_timestamps": [0.0], "exceptions": [0], "memory_accesses": {"read": [1], "write": [0]}}
+    assert "exceptions" not in renode_stats.renode_plots(stats)
+    assert np.isnan(renode_stats.opcode_metrics({}, 0)["instructions_per_inference_pass"])

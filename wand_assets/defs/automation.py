@@ -1,0 +1,63 @@
+"""Jobs, the nightly device re-run, and the sensor that notices a changed dataset source.
+
+A Dagster run covers one partition key, and the pipeline mixes unpartitioned stages with target
+partitions, so "the whole pipeline" is a chain: `train_and_import` runs the unpartitioned head, and
+every stage below it carries an eager automation condition, so the daemon (`dagster dev` runs one)
+materializes each target partition as soon as its inputs changed. `python -m wand_assets materialize`
+walks the same chain synchronously.
+"""
+
+import dagster as dg
+
+from wand_assets.defs.common import target_partitions
+from wand_assets.defs.device import device_partitions
+from wand_assets.defs.resources import DatasetSource
+from wand_assets.source_watch import source_fingerprint
+from wand_assets.targets import DEVICE_TARGETS
+
+HEAD = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir"]
+
+train_and_import_job = dg.define_asset_job(
+    "train_and_import",
+    selection=HEAD,
+    description="Dataset → windows → trained model → StableHLO. Stages below follow by automation.",
+)
+compile_job = dg.define_asset_job(
+    "compile_for_target", selection=["compiled_model"], partitions_def=target_partitions,
+    description="The .vmfb for one target.",
+)
+device_job = dg.define_asset_job(
+    "evaluate_on_device", selection=["firmware", "device_evaluation"], partitions_def=device_partitions,
+    description="Firmware build and the device evaluation for one target.",
+)
+report_job = dg.define_asset_job(
+    "host_reference_and_report", selection=["host_evaluation", "evaluation_report"],
+    description="Host parity reference and the evaluation report over every target.",
+)
+
+
+@dg.schedule(job=device_job, cron_schedule="0 2 * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED)
+def nightly_device_evaluation(context: dg.ScheduleEvaluationContext):
+    """Every night, re-run the device evaluation of every target from scratch (the report follows)."""
+    day = context.scheduled_execution_time.strftime("%Y-%m-%d")
+    for target in DEVICE_TARGETS:
+        yield dg.RunRequest(
+            run_key=f"{day}-{target}",
+            partition_key=target,
+            run_config=dg.RunConfig(ops={"device_evaluation": {"config": {"force": True}}}),
+            tags={"wand/trigger": "nightly"},
+        )
+
+
+@dg.sensor(job=train_and_import_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED)
+def dataset_source_changed(context: dg.SensorEvaluationContext, source: DatasetSource):
+    """Notices a changed dataset source (files added, removed or touched) and re-runs the chain below it."""
+    location = source.resolved()
+    fp = source_fingerprint(location)
+    if context.cursor == fp:
+        return dg.SkipReason(f"dataset source {location} unchanged")
+    first = context.cursor is None
+    context.update_cursor(fp)
+    if first:
+        return dg.SkipReason(f"watching {location}")
+    return dg.RunRequest(run_key=fp, tags={"wand/trigger": "dataset-changed"})

@@ -1,0 +1,135 @@
+"""Collects every stage's stored results into the evaluation report (plain Python: reads the artifact store)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wand_assets import plots
+from wand_assets.artifacts import ArtifactStore, MissingArtifactError, sha256_file
+from wand_assets.dataset import CLASSES
+from wand_assets.report import Figure, Heading, Paragraph, Report, Table
+from wand_assets.targets import DEVICE_TARGETS, TARGETS
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _optional(store: ArtifactStore, stage: str, partition: str | None = None) -> Path | None:
+    try:
+        return store.stage(stage, partition).current()
+    except MissingArtifactError:
+        return None
+
+
+def build_report(store: ArtifactStore) -> tuple[Report, dict]:
+    """The report and a flat summary of its headline numbers (for metadata and regression checks)."""
+    archive = store.stage("magic_wand_archive").current()
+    windows = store.stage("gesture_windows").current()
+    training_dir = store.stage("trained_model").current()
+    host_dir = store.stage("host_evaluation").current()
+    training = _json(training_dir / "training.json")
+    host = _json(host_dir / "summary.json")
+    devices = {t: d for t in DEVICE_TARGETS if (d := _optional(store, "device_evaluation", t))}
+    device = {t: _json(d / "summary.json") for t, d in devices.items()}
+    results = {t: pd.read_parquet(d / "results.parquet") for t, d in devices.items()}
+    report = Report("wand — Magic Wand on a simulated RISC-V microcontroller")
+    summary: dict = {"host_accuracy": host["metrics"]["accuracy"], "targets": {}}
+
+    # Performance ------------------------------------------------------------------------------
+    report.add(Heading("Performance"))
+    if results:
+        rows = []
+        for t, frame in results.items():
+            ms = frame["simulated_seconds"].to_numpy() * 1e3
+            rows.append([t, ms[0], ms.mean(), float(np.median(ms)), ms.std(), device[t]["simulator"].get("name", "")])
+        report.add(Table(["target", "first (ms)", "mean (ms)", "median (ms)", "std (ms)", "simulator"], rows,
+                         "Simulated inference time per window (device timer around iree_vm_invoke)"))
+    else:
+        report.add(Paragraph("No device evaluation yet: materialize firmware and device_evaluation (needs IREE_SOURCE_DIR)."))
+    report.add(Paragraph(f"Host IREE (x86-64, local-sync): {1000 * host['seconds'] / host['windows']:.3f} ms wall per window."))
+
+    # Classification ---------------------------------------------------------------------------
+    report.add(Heading("Classification"))
+    sources = {"Keras": training["test"], "host IREE": host["metrics"], **{f"device {t}": s["metrics"] for t, s in device.items()}}
+    report.add(Table(["model run", "accuracy", "G-mean", "windows"],
+                     [[name, m["accuracy"], m["g_mean"], int(np.sum(m["confusion_matrix"]))] for name, m in sources.items()],
+                     "Test split (persons never seen in training)"))
+    main_name, main = next(reversed(sources.items()))
+    report.add(Table(["class", "support", "precision", "recall", "F1"],
+                     [[r["class"], r["support"], r["precision"], r["recall"], r["f1"]] for r in main["per_class"]],
+                     f"Per class ({main_name})"))
+    for name, m in sources.items():
+        if name in ("Keras",) or name.startswith("host") or name == main_name:
+            report.add(Figure(plots.confusion_matrix_png(np.asarray(m["confusion_matrix"]), CLASSES, name), f"confusion matrix, {name}"))
+
+    # Device statistics ------------------------------------------------------------------------
+    report.add(Heading("Device statistics"))
+    if device:
+        rows = []
+        for t, s in device.items():
+            fw = _json(store.stage("firmware", t).current() / "build.json")
+            vmfb = store.stage("compiled_model", t).current() / "model.vmfb"
+            st = s["final_stats"]
+            rows.append([t, s["instructions_per_inference_median"], s["instructions_per_inference_mean"], fw["text_bytes"],
+                         vmfb.stat().st_size, st.get("heap_bytes_peak", 0), st.get("device_bytes_peak", 0), st.get("stack_bytes_peak", 0)])
+            summary["targets"][t] = {
+                "accuracy": s["accuracy"],
+                "instructions_per_inference_median": s["instructions_per_inference_median"],
+                "simulated_ms_mean": s["simulated_ms_mean"],
+            }
+        report.add(Table(["target", "instructions/inference (median)", "(mean)", "firmware .text (B)", ".vmfb (B)",
+                          "heap peak (B)", "IREE device peak (B)", "stack peak (B)"], rows))
+        medians = {t: s["instructions_per_inference_median"] for t, s in device.items()}
+        scalar = [t for t in medians if not TARGETS[t].has_vector]
+        vector = [t for t in medians if TARGETS[t].has_vector]
+        if scalar and vector:
+            speedup = medians[scalar[0]] / medians[vector[0]]
+            summary["vector_speedup"] = speedup
+            report.add(Paragraph(f"RVV speed-up: {scalar[0]} → {vector[0]} needs {speedup:.2f}× fewer instructions per inference."))
+        report.add(Figure(plots.bar_png(list(medians), list(medians.values()), "instructions per inference", "instructions"),
+                          "instructions per inference by target"))
+        for t, d in devices.items():
+            renode = d / "renode_stats.json"
+            if renode.is_file():
+                _renode_section(report, t, _json(renode))
+    else:
+        report.add(Paragraph("No device statistics yet."))
+
+    # Lineage ----------------------------------------------------------------------------------
+    report.add(Heading("Lineage"))
+    manifest = _json(archive / "manifest.json")
+    rows = [
+        ["dataset", manifest["dataset_sha256"], f"{manifest['source_kind']}: {manifest['source']}"],
+        ["windows", sha256_file(windows / "windows.npz"), "windows.npz"],
+        ["model", sha256_file(training_dir / "model.keras"), f"{training['parameters']} parameters"],
+    ]
+    for t in TARGETS:
+        if (c := _optional(store, "compiled_model", t)) is not None:
+            info = _json(c / "compile.json")
+            rows.append([f"vmfb {t}", sha256_file(c / "model.vmfb"), f"iree-compile {info['iree_compiler']}"])
+    for t, s in device.items():
+        fw = _json(store.stage("firmware", t).current() / "build.json")
+        rows.append([f"firmware {t}", fw["sha256"], f"gcc {fw['gcc_version']}, picolibc {fw['picolibc_version']}, IREE {fw['iree_source_version']} {fw['iree_source_commit'] or ''}".strip()])
+        rows.append([f"simulator {t}", "", f"{s['simulator'].get('name')} — {s['simulator'].get('version')}"])
+    report.add(Table(["artifact", "sha256", "made with"], rows))
+    return report, summary
+
+
+def _renode_section(report: Report, target: str, stats: dict) -> None:
+    """Renode-only statistics, when the evaluation ran in Renode (see renode_stats.py)."""
+    report.add(Heading(f"Renode statistics — {target}", 3))
+    if (v := stats.get("vector_opcodes_fraction")) is not None:
+        report.add(Paragraph(
+            f"Instructions per inference pass: {stats.get('instructions_per_inference_pass', 0):,.0f}; vector share {100 * v:.1f} %."
+        ))
+    top = stats.get("top_10_opcodes_per_inference_pass") or []
+    if top:
+        report.add(Table(["opcode", "per inference pass"], [[k, v] for k, v in top], "Top 10 opcodes"))
+    for name, png in (stats.get("plots") or {}).items():
+        report.add(Figure(base64.b64decode(png), f"{name} ({target})"))

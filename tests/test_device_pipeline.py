@@ -70,3 +70,45 @@ def test_measurements_use_kennings_vocabulary(device_run, target):
     }
     assert m["compiled_model_size"] > 0
     assert m["build_cfg"]["simulator"]["name"] == "qemu"
+
+
+def device_job():
+    from wand_assets.definitions import defs
+
+    return defs.resolve_job_def("evaluate_on_device")
+
+
+def test_all_targets_evaluate_in_parallel_without_collisions(device_run, monkeypatch, tmp_path):
+    """Both device partitions as concurrent runs, each on the multiprocess executor, sharing one artifact root."""
+    import threading
+
+    store, _ = device_run
+    monkeypatch.setenv("WAND_ARTIFACT_ROOT", str(store.root))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text("")
+    instance = dg.DagsterInstance.get()
+    config = {"ops": {"device_evaluation": {"config": {"force": True}}}}
+    results = {}
+
+    def run(target):
+        results[target] = dg.execute_job(dg.reconstructable(device_job), instance, run_config=config, partition_key=target)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in DEVICE_TARGETS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=1200)
+    assert all(results[t].success for t in DEVICE_TARGETS)
+
+    def span(result):
+        events = {e.event_type_value: e.timestamp for e in result.all_events if e.step_key == "device_evaluation"}
+        return events["STEP_START"], events["STEP_SUCCESS"]
+
+    (start_a, end_a), (start_b, end_b) = (span(results[t]) for t in DEVICE_TARGETS)
+    assert start_a < end_b and start_b < end_a, "the two device evaluations did not overlap"
+    simulators = [summary(store, t)["simulator"] for t in DEVICE_TARGETS]
+    ports = {s["uart"] for s in simulators}
+    logs = {s["command"][s["command"].index("-chardev") + 1] for s in simulators}
+    assert len(ports) == len(logs) == len(DEVICE_TARGETS)
+    for t in DEVICE_TARGETS:
+        assert summary(store, t)["argmax_mismatches_vs_host"] == 0

@@ -352,3 +352,33 @@ def test_plots_skip_exceptions_when_there_are_none():
     stats = {"profiler_timestamps": [0.0], "exceptions": [0], "memory_accesses": {"read": [1], "write": [0]}}
     assert "exceptions" not in renode_stats.renode_plots(stats)
     assert np.isnan(renode_stats.opcode_metrics({}, 0)["instructions_per_inference_pass"])
+
+
+class ScriptedWorker:
+    """Answers ``mark`` with the next counters and opcode table."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = list(answers), []
+
+    def call(self, op, **args):
+        self.calls.append((op, args))
+        return self.answers.pop(0)
+
+
+def test_session_sums_opcode_counts_over_process_requests(tmp_path):
+    (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
+    plan = renode.make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", renode.RenodeSetup())
+    worker = ScriptedWorker(
+        [
+            {"instructions": 100, "virtual_s": 0.0, "opcodes": {"addi": 10, "vle32.v": 0}},
+            {"instructions": 160, "virtual_s": 0.1, "opcodes": {"addi": 50, "vle32.v": 20}},
+            {"instructions": 500, "virtual_s": 0.5, "opcodes": {"addi": 70, "vle32.v": 20}},
+            {"instructions": 560, "virtual_s": 0.6, "opcodes": {"addi": 80, "vle32.v": 70}},
+        ]
+    )
+    session = renode.RenodeSession(worker, plan, "Renode test")
+    for label in ("process_start", "process_end") * 2:
+        session.mark(label)
+    assert session.process_opcodes == {"addi": 50, "vle32.v": 70}
+    assert all(args["opcodes"] for _, args in worker.calls)
+    assert renode_stats.request_windows(session.marks)["instructions"] == [60, 60]

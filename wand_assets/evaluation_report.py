@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from wand_assets import plots
+from wand_assets import plots, renode_stats
 from wand_assets.artifacts import ArtifactStore, MissingArtifactError, sha256_file
 from wand_assets.dataset import CLASSES
 from wand_assets.report import Figure, Heading, Paragraph, Report, Table
@@ -122,14 +121,18 @@ def build_report(store: ArtifactStore) -> tuple[Report, dict]:
 
 
 def _renode_section(report: Report, target: str, stats: dict) -> None:
-    """Renode-only statistics, when the evaluation ran in Renode (see renode_stats.py)."""
+    """Renode-only statistics (Kenning's renode_stats), when the evaluation ran in Renode."""
     report.add(Heading(f"Renode statistics — {target}", 3))
-    if (v := stats.get("vector_opcodes_fraction")) is not None:
+    report.add(Paragraph(
+        f"Whole evaluation loop (Kenning's definition): {stats['instructions_per_inference_pass']:,.0f} instructions "
+        f"per inference pass, vector share {100 * stats['vector_opcodes_fraction']:.2f} %."
+    ))
+    if process := stats.get("inference"):
         report.add(Paragraph(
-            f"Instructions per inference pass: {stats.get('instructions_per_inference_pass', 0):,.0f}; vector share {100 * v:.1f} %."
+            f"Within PROCESS requests only: {process['instructions_per_inference_pass']:,.0f} instructions per pass, "
+            f"vector share {100 * process['vector_opcodes_fraction']:.2f} %."
         ))
-    top = stats.get("top_10_opcodes_per_inference_pass") or []
-    if top:
-        report.add(Table(["opcode", "per inference pass"], [[k, v] for k, v in top], "Top 10 opcodes"))
-    for name, png in (stats.get("plots") or {}).items():
-        report.add(Figure(base64.b64decode(png), f"{name} ({target})"))
+    top = sorted(stats["top_10_opcodes_per_inference_pass"].items(), key=lambda kv: -kv[1])
+    report.add(Table(["opcode", "per inference pass"], [[k, float(v)] for k, v in top], "Top 10 opcodes"))
+    for name, png in renode_stats.renode_plots(stats).items():
+        report.add(Figure(png, f"{name} ({target})"))

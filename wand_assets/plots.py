@@ -8,7 +8,7 @@ import io
 import numpy as np
 
 
-def _figure(width=5.0, height=3.5):
+def new_figure(width=5.0, height=3.5):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,7 +17,7 @@ def _figure(width=5.0, height=3.5):
     return plt.subplots(figsize=(width, height), dpi=90)
 
 
-def _png(fig) -> bytes:
+def figure_png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
@@ -32,7 +32,7 @@ def markdown_image(png: bytes, alt: str) -> str:
 
 
 def confusion_matrix_png(confusion: np.ndarray, classes, title: str) -> bytes:
-    fig, ax = _figure(4.2, 3.6)
+    fig, ax = new_figure(4.2, 3.6)
     ax.imshow(confusion, cmap="Blues")
     ax.set_xticks(range(len(classes)), classes, rotation=30)
     ax.set_yticks(range(len(classes)), classes)
@@ -42,7 +42,7 @@ def confusion_matrix_png(confusion: np.ndarray, classes, title: str) -> bytes:
     peak = confusion.max() if confusion.size else 0
     for (i, j), v in np.ndenumerate(confusion):
         ax.text(j, i, str(v), ha="center", va="center", color="white" if v > peak / 2 else "black")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def learning_curves_png(history: dict[str, list[float]]) -> bytes:
@@ -63,7 +63,7 @@ def learning_curves_png(history: dict[str, list[float]]) -> bytes:
         ax.set_title(name)
         ax.legend()
         ax.grid(alpha=0.3)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def window_examples_png(examples: dict[str, np.ndarray]) -> bytes:
@@ -81,13 +81,13 @@ def window_examples_png(examples: dict[str, np.ndarray]) -> bytes:
         ax.set_xlabel("sample")
     np.atleast_1d(axes)[0].set_ylabel("milli-g")
     np.atleast_1d(axes)[0].legend(fontsize=7)
-    return _png(fig)
+    return figure_png(fig)
 
 
 def bar_png(labels, values, title: str, ylabel: str) -> bytes:
-    fig, ax = _figure(6.0, 3.2)
+    fig, ax = new_figure(6.0, 3.2)
     ax.bar(range(len(values)), values)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    return _png(fig)
+    return figure_png(fig)

@@ -8,8 +8,8 @@ trap reports) leaves through semihosting into a file, never on the protocol UART
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from wand_assets.procs import kill_process_group
 from wand_assets.targets import Target
 
 READY_LINE = "Runtime started"
+_WAITING = re.compile(r"waiting for connection on: \S*tcp:127\.0\.0\.1:(\d+)")
 QEMU_BINARY = "qemu-system-riscv32"
 
 
@@ -33,12 +34,6 @@ def qemu_version(binary: str = QEMU_BINARY) -> str:
         raise SimulatorError(f"{binary} not found; install Debian's qemu-system-misc (scripts/setup.sh does)")
     out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
     return out.splitlines()[0].strip()
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def qemu_command(elf: Path, target: Target, port: int, log_path: Path, binary: str = QEMU_BINARY) -> list[str]:
@@ -66,6 +61,7 @@ class QemuSession:
     port: object  # a connected pyserial port
     log_path: Path
     command: list[str]
+    uart_address: str = ""
     log_offset: int = field(default=0)
 
     def log_text(self) -> str:
@@ -83,7 +79,7 @@ class QemuSession:
         return self.process.poll()
 
     def describe(self) -> dict:
-        return {"name": "qemu", "version": qemu_version(self.command[0]), "command": self.command}
+        return {"name": "qemu", "version": qemu_version(self.command[0]), "command": self.command, "uart": self.uart_address}
 
 
 @contextlib.contextmanager
@@ -104,27 +100,20 @@ def start_qemu(
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "firmware.log"
     log_path.unlink(missing_ok=True)
-    port_number = free_loopback_port()
-    command = qemu_command(elf, target, port_number, log_path, binary)
-    log("starting " + " ".join(command))
     stderr_path = workdir / "qemu.stderr"
-    with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True
-        )
+    # Port 0: QEMU binds a free loopback port itself and names it, so concurrent sessions never race.
+    command = qemu_command(elf, target, 0, log_path, binary)
+    log("starting " + " ".join(command))
+    process = None
     uart = None
     try:
+        with open(stderr_path, "wb") as stderr:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True)
         deadline = time.monotonic() + boot_timeout_s
-        while uart is None:
-            if process.poll() is not None:
-                raise SimulatorError(f"QEMU exited with status {process.returncode}: {stderr_path.read_text()[-2000:]}")
-            try:
-                uart = serial.serial_for_url(f"socket://127.0.0.1:{port_number}", timeout=0.5)
-            except serial.SerialException:
-                if time.monotonic() > deadline:
-                    raise SimulatorError(f"QEMU's UART on 127.0.0.1:{port_number} did not accept a connection") from None
-                time.sleep(0.05)
-        session = QemuSession(process, uart, log_path, command)
+        port_number = _listening_port(process, stderr_path, deadline)
+        uart = serial.serial_for_url(f"socket://127.0.0.1:{port_number}", timeout=0.5)
+        log(f"UART connected on 127.0.0.1:{port_number}")
+        session = QemuSession(process, uart, log_path, command, uart_address=f"127.0.0.1:{port_number}")
         while READY_LINE not in session.log_text():
             if process.poll() is not None:
                 raise SimulatorError(
@@ -143,4 +132,18 @@ def start_qemu(
         if uart is not None:
             with contextlib.suppress(Exception):
                 uart.close()
-        kill_process_group(process)
+        if process is not None:
+            kill_process_group(process)
+
+
+def _listening_port(process: subprocess.Popen, stderr_path: Path, deadline: float) -> int:
+    """The port QEMU bound for the UART, from its "waiting for connection" notice."""
+    while True:
+        text = stderr_path.read_text(errors="replace")
+        if match := _WAITING.search(text):
+            return int(match.group(1))
+        if process.poll() is not None:
+            raise SimulatorError(f"QEMU exited with status {process.returncode}: {text[-2000:]}")
+        if time.monotonic() > deadline:
+            raise SimulatorError(f"QEMU did not open its UART socket in time: {text[-2000:]}")
+        time.sleep(0.02)

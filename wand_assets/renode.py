@@ -89,7 +89,7 @@ def renode_version(env: dict[str, str] | None = None) -> str:
     if ENV_BUILD_DIR in found:
         version_file = Path(found[ENV_BUILD_DIR]) / "tools" / "version"
         version = version_file.read_text().strip() if version_file.exists() else "unknown version"
-        return f"Renode {version} (build {found[ENV_BUILD_DIR]}, {found[ENV_RUNTIME]})"
+        return f"Renode {version} ({found[ENV_RUNTIME]}, source build)"
     name = Path(found.get(ENV_PKG) or found[ENV_BIN]).name
     match = re.search(r"(\d+\.\d+\.\d+[^_/]*?)(?:\.linux|\.tar|\.pkg|$)", name)
     return f"Renode {match.group(1) if match else name} ({name})"
@@ -358,14 +358,26 @@ class RenodeSession:
     log_offset: int = 0
     loop_started: bool = False
     marks: list[dict] = field(default_factory=list)
+    process_opcodes: dict[str, int] = field(default_factory=dict)  # summed over the PROCESS requests
+    _process_start_opcodes: dict | None = None
     loop_start: dict | None = None
     finish: dict | None = None
     statistics: dict | None = None
     wall_seconds: float = 0.0
 
     def mark(self, label: str) -> dict:
-        answer = self.worker.call("mark", label=label)
+        """Read the simulator's counters now; around PROCESS also the opcode counters (summed per request)."""
+        answer = self.worker.call("mark", label=label, opcodes=self.plan.opcode_counting)
         self.marks.append({"label": label, "instructions": answer["instructions"], "virtual_s": answer["virtual_s"]})
+        opcodes = answer.get("opcodes")
+        if opcodes is not None and label == "process_start":
+            self._process_start_opcodes = opcodes
+        elif opcodes is not None and label == "process_end" and self._process_start_opcodes is not None:
+            for op, count in opcodes.items():
+                delta = count - self._process_start_opcodes.get(op, 0)
+                if delta:
+                    self.process_opcodes[op] = self.process_opcodes.get(op, 0) + delta
+            self._process_start_opcodes = None
         return answer
 
     def mark_loop_start(self) -> None:

@@ -324,6 +324,16 @@ def renode_statistics(session) -> dict:
         "worker_peak_rss_kib": finish.get("peak_rss_kib"),
         "session_wall_seconds": session.wall_seconds,
     }
+    process = getattr(session, "process_opcodes", None)
+    if process:
+        inference = opcode_metrics({cpu_name: process}, len(windows["instructions"]))
+        stats["process_opcode_counters"] = {cpu_name: process}
+        stats["inference"] = {
+            "instructions_per_inference_pass": inference["instructions_per_inference_pass"],
+            "vector_opcodes_fraction": inference["vector_opcodes_fraction"],
+            "top_10_opcodes_per_inference_pass": inference["top_10_opcodes_per_inference_pass"],
+            "sorted_vector_opcode_counters": inference["sorted_vector_opcode_counters"],
+        }
     dump_path = Path(session.plan.profiler_dump) if session.plan.profiler_dump else None
     if dump_path is not None and dump_path.exists() and start:
         stats.update(profiler_series(dump_path, float(start["virtual_s"]), float(finish["virtual_s"])))
@@ -335,33 +345,37 @@ def renode_statistics(session) -> dict:
 
 
 def _series_png(timestamps, values, title: str, ylabel: str, cumulative: bool = False) -> bytes:
-    fig, ax = plots._figure(6.0, 3.0)
+    fig, ax = plots.new_figure(6.0, 3.0)
     values = np.cumsum(values) if cumulative else np.asarray(values)
     ax.plot(np.asarray(timestamps), values, linewidth=1)
     ax.set_xlabel("virtual time [s]")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    return plots._png(fig)
+    return plots.figure_png(fig)
 
 
 def _histogram_png(values, title: str, xlabel: str) -> bytes:
-    fig, ax = plots._figure(6.0, 3.0)
+    fig, ax = plots.new_figure(6.0, 3.0)
     ax.hist(np.asarray(values), bins=30)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("intervals")
     ax.set_title(title)
-    return plots._png(fig)
+    return plots.figure_png(fig)
+
+
+def _by_count(counts: dict) -> dict:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def renode_plots(stats: dict, max_bars: int = 32) -> dict[str, bytes]:
     """PNG per plot, keyed by a short name. Units say "per interval" (Kenning's "1/s" is per 10 ms)."""
     out: dict[str, bytes] = {}
-    ordered = stats.get("sorted_opcode_counters") or {}
+    ordered = _by_count(stats.get("sorted_opcode_counters") or {})  # JSON round trips may sort keys
     if ordered:
         top = list(ordered.items())[:max_bars]
         out["instruction_histogram"] = plots.bar_png([k for k, _ in top], [v for _, v in top], "Instruction histogram (evaluation loop)", "executed")
-    vector = stats.get("sorted_vector_opcode_counters") or {}
+    vector = _by_count(stats.get("sorted_vector_opcode_counters") or {})
     if vector:
         top = list(vector.items())[:max_bars]
         out["vector_histogram"] = plots.bar_png([k for k, _ in top], [v for _, v in top], "V-extension instruction histogram", "executed")
@@ -395,7 +409,13 @@ def renode_report_markdown(stats: dict) -> str:
     if per_pass == per_pass and per_pass is not None:
         lines.append(f"- Instructions per inference pass: **{per_pass:,.0f}** (whole request loop, UART polling included)")
     lines.append(f"- Vector instructions: **{100 * stats.get('vector_opcodes_fraction', 0.0):.2f} %**")
-    top = stats.get("top_10_opcodes_per_inference_pass") or {}
+    if inference := stats.get("inference"):
+        lines.append(
+            f"- Within the PROCESS requests only (inference, little polling): "
+            f"**{inference['instructions_per_inference_pass']:,.0f}** instructions per pass, "
+            f"**{100 * inference['vector_opcodes_fraction']:.2f} %** vector"
+        )
+    top = _by_count(stats.get("top_10_opcodes_per_inference_pass") or {})
     if top:
         lines += ["", "| opcode | per inference pass |", "|---|---|"]
         lines += [f"| {op} | {count:,.0f} |" for op, count in top.items()]

@@ -149,7 +149,10 @@ def main(argv: list[str]) -> int:
             op = request.get("op")
             try:
                 if op == "mark":
-                    reply({"event": "mark", **worker.counters()})
+                    answer = {"event": "mark", **worker.counters()}
+                    if request.get("opcodes"):
+                        answer["opcodes"] = worker.opcodes()
+                    reply(answer)
                 elif op == "loop_start":
                     reply(worker.loop_start())
                 elif op == "finish":

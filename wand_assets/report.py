@@ -68,6 +68,10 @@ def _cell(value) -> str:
     return str(value)
 
 
+def _align(value) -> str:
+    return ' class="num"' if isinstance(value, (int, float)) else ""
+
+
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
@@ -95,7 +99,9 @@ def _html(block) -> str:
         return f"<p>{html.escape(block.text)}</p>"
     if isinstance(block, Table):
         head = "".join(f"<th>{html.escape(c)}</th>" for c in block.columns)
-        rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in block.rows)
+        rows = "".join(
+            "<tr>" + "".join(f"<td{_align(v)}>{html.escape(_cell(v))}</td>" for v in row) + "</tr>" for row in block.rows
+        )
         caption = f"<caption>{html.escape(block.caption)}</caption>" if block.caption else ""
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
     if isinstance(block, Figure):
@@ -108,7 +114,8 @@ def _html(block) -> str:
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}caption{font-style:italic;text-align:left}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+td{overflow-wrap:anywhere}td.num{text-align:right;white-space:nowrap}th{background:#f3f3f3}
+caption{font-style:italic;text-align:left}
 figure{display:inline-block;margin:0.5em}img{max-width:100%}figcaption{font-size:0.85em;color:#555}
 """

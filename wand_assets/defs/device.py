@@ -226,6 +226,11 @@ def device_evaluation(
     metrics = summary["metrics"]
     parity = summary["argmax_mismatches_vs_host"] == 0 and summary["max_abs_diff_vs_host"] <= gates.parity_atol
     stats = summary["final_stats"]
+    previous = _previous_evaluation(context)
+    current = {"accuracy": metrics["accuracy"], "instructions": summary["instructions_per_inference_median"]}
+    regressions = find_regressions(previous, current, Tolerances(gates.max_accuracy_drop, gates.max_instruction_growth))
+    for problem in regressions:
+        context.log.warning(f"{target.name}: {problem}")
     renode_metadata = _renode_metadata(entry) if "renode" in summary else {}
     return dg.MaterializeResult(
         metadata={
@@ -316,17 +321,20 @@ def _renode_summary(stats: dict) -> dict:
         "loop_virtual_seconds": stats["loop_virtual_seconds"],
         "worker_peak_rss_kib": stats["worker_peak_rss_kib"],
         "profiler_dump_bytes": stats.get("profiler_dump_bytes"),
+        "process_requests": stats.get("inference"),  # opcode counts within the PROCESS requests only
     }
 
 
 def _renode_metadata(entry: Path) -> dict:
     stats = json.loads((entry / "renode_stats.json").read_text())
     summary = _renode_summary(stats)
-    top = stats["top_10_opcodes_per_inference_pass"]
+    top = dict(sorted(stats["top_10_opcodes_per_inference_pass"].items(), key=lambda kv: -kv[1]))  # JSON sorted the keys
     return {
         "renode_stats": dg.MetadataValue.path(str(entry / "renode_stats.json")),
         "renode_instructions_per_inference_pass": summary["instructions_per_inference_pass"],
         "renode_vector_share": summary["vector_opcodes_fraction"],
+        "renode_process_vector_share": (summary["process_requests"] or {}).get("vector_opcodes_fraction", 0.0),
+        "renode_process_instructions_per_pass": (summary["process_requests"] or {}).get("instructions_per_inference_pass", 0.0),
         "renode_request_window_instructions_median": summary["request_window_instructions_median"] or 0.0,
         "renode_request_window_virtual_ms_median": summary["request_window_virtual_ms_median"] or 0.0,
         "renode_worker_peak_rss_mib": round((summary["worker_peak_rss_kib"] or 0) / 1024, 1),

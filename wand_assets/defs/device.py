@@ -1,6 +1,7 @@
 """Device stage: firmware per target, evaluation of the test split on the simulated device, parity gate."""
 
 import json
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -148,16 +149,21 @@ def device_evaluation(
     if (entry := stage.cached(fp)) is None or config.force:
         test = WindowSet.load(windows_path).select("test")
         started = time.monotonic()
-        with simulator.session(elf, target, store.root / "scratch" / f"sim-{target.name}-{context.run_id[:8]}", context.log.info) as session:
-            run = evaluate_on_device(
-                DeviceClient(session.port, timeout_s=simulator.request_timeout_s),
-                MODEL_IO,
-                vmfb.read_bytes(),
-                as_model_input(test.x),
-                log=context.log.info,
-                process_timeout_s=simulator.process_timeout_s,
-            )
-            sim_info = session.describe()
+        scratch_root = store.root / "scratch"
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        # A private folder per session (logs, ptys, Renode's profiler dump of ~1 GB), gone afterwards.
+        with tempfile.TemporaryDirectory(prefix=f"sim-{target.name}-{context.run_id[:8]}-", dir=scratch_root) as scratch:
+            with simulator.session(elf, target, Path(scratch), context.log.info) as session:
+                run = evaluate_on_device(
+                    DeviceClient(session.port, timeout_s=simulator.request_timeout_s),
+                    MODEL_IO,
+                    vmfb.read_bytes(),
+                    as_model_input(test.x),
+                    log=context.log.info,
+                    process_timeout_s=simulator.process_timeout_s,
+                )
+                sim_info = session.describe()
+            firmware_log = session.log_text()
         wall = time.monotonic() - started
         renode = getattr(session, "statistics", None)  # Renode-only; complete once the session has ended
         host = pd.read_parquet(host_predictions)
@@ -216,6 +222,7 @@ def device_evaluation(
             frame.to_parquet(out / "results.parquet", index=False)
             write_json_atomic(out / "summary.json", summary)
             write_json_atomic(out / "measurements.json", measurements)
+            (out / "firmware.log").write_text(firmware_log)
             if renode:
                 write_json_atomic(out / "renode_stats.json", renode)
         entry = stage.entry(fp)
@@ -237,6 +244,7 @@ def device_evaluation(
             **renode_metadata,
             **file_metadata(entry / "results.parquet"),
             "measurements": dg.MetadataValue.path(str(entry / "measurements.json")),
+            "firmware_log": dg.MetadataValue.path(str(entry / "firmware.log")),
             "target": target.name,
             "simulator": f"{summary['simulator'].get('name')} {summary['simulator'].get('version', '')}".strip(),
             "windows": summary["windows"],

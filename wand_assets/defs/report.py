@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from wand_assets import evaluation_report
+from wand_assets.evaluation_report import build_report
 from wand_assets.artifacts import fingerprint, sha256_file, write_bytes_atomic
 from wand_assets.defs.common import file_metadata
 from wand_assets.defs.compilation import host_evaluation
@@ -25,7 +25,7 @@ def evaluation_report(context: dg.AssetExecutionContext, artifact_store: Artifac
     Written as `report.md` and a self-contained `report.html` (plots embedded); the Markdown is shown here.
     """
     store = artifact_store.store()
-    report, summary = evaluation_report.build_report(store)
+    report, summary = build_report(store)
     markdown = report.markdown()
     stage = store.stage("evaluation_report")
     fp = fingerprint(markdown, REPORT_CODE_VERSION)

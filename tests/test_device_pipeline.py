@@ -72,12 +72,6 @@ def test_measurements_use_kennings_vocabulary(device_run, target):
     assert m["build_cfg"]["simulator"]["name"] == "qemu"
 
 
-def device_job():
-    from wand_assets.definitions import defs
-
-    return defs.resolve_job_def("evaluate_on_device")
-
-
 def test_all_targets_evaluate_in_parallel_without_collisions(device_run, monkeypatch, tmp_path):
     """Both device partitions as concurrent runs, each on the multiprocess executor, sharing one artifact root."""
     import threading
@@ -91,7 +85,12 @@ def test_all_targets_evaluate_in_parallel_without_collisions(device_run, monkeyp
     results = {}
 
     def run(target):
-        results[target] = dg.execute_job(dg.reconstructable(device_job), instance, run_config=config, partition_key=target)
+        results[target] = dg.execute_job(
+            dg.build_reconstructable_job("wand_assets.definitions", "job", reconstructable_args=("evaluate_on_device",)),
+            instance,
+            run_config=config,
+            tags={"dagster/partition": target},
+        )
 
     threads = [threading.Thread(target=run, args=(t,)) for t in DEVICE_TARGETS]
     for thread in threads:
@@ -101,8 +100,13 @@ def test_all_targets_evaluate_in_parallel_without_collisions(device_run, monkeyp
     assert all(results[t].success for t in DEVICE_TARGETS)
 
     def span(result):
-        events = {e.event_type_value: e.timestamp for e in result.all_events if e.step_key == "device_evaluation"}
-        return events["STEP_START"], events["STEP_SUCCESS"]
+        entries = instance.all_logs(result.run_id)
+        times = {
+            e.dagster_event.event_type_value: e.timestamp
+            for e in entries
+            if e.dagster_event is not None and e.dagster_event.step_key == "device_evaluation"
+        }
+        return times["STEP_START"], times["STEP_SUCCESS"]
 
     (start_a, end_a), (start_b, end_b) = (span(results[t]) for t in DEVICE_TARGETS)
     assert start_a < end_b and start_b < end_a, "the two device evaluations did not overlap"

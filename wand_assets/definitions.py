@@ -35,3 +35,9 @@ defs = dg.Definitions(
         "simulator": SimulatorResource(),
     },
 )
+
+
+def job(name: str) -> dg.JobDefinition:
+    """A job by name; lets Python code execute it on process-based executors:
+    ``dg.build_reconstructable_job("wand_assets.definitions", "job", reconstructable_args=(name,))``."""
+    return defs.resolve_job_def(name)

@@ -3,7 +3,6 @@
 import json
 
 import dagster as dg
-import numpy as np
 import pytest
 
 from wand_assets.artifacts import ArtifactStore

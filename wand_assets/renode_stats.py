@@ -15,8 +15,9 @@ plot of its renode_stats section is drawn by :func:`renode_plots`, the memory-ac
 
 from __future__ import annotations
 
+import array
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,6 @@ def _header(data: bytes) -> tuple[dict[int, str], list[tuple[str, int, int]], in
 
 def _scan(data, offset: int, end: int) -> tuple[dict[int, "array.array"], int]:
     """Start offsets of the whole entries in ``data[offset:end]``, by type; returns where it stopped."""
-    import array
 
     head = ENTRY_HEAD.size
     size_instr, size_mem, size_periph, size_exc = (head + _BODY[k].size for k in (INSTRUCTION, MEMORY, PERIPHERAL, EXCEPTION))

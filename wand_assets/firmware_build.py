@@ -7,18 +7,17 @@ this module passes them to CMake as cache variables and never spells them itself
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from wand_assets.artifacts import atomic_path, sha256_file
 from wand_assets.procs import ToolError, run_tool
 from wand_assets.targets import Target, get_target
 
@@ -200,15 +199,15 @@ def build_firmware(
         raise FirmwareBuildError(f"the build finished but {elf} is missing")
 
     out = Path(output_path)
-    _atomic_copy(elf, out)
-    data = out.read_bytes()
+    with atomic_path(out) as tmp:
+        shutil.copyfile(elf, tmp)
     text, data_size, bss = _section_sizes(size_tool, out)
     versions = toolchain_versions()
     return FirmwareBuild(
         target=t.name,
         path=out,
-        sha256=hashlib.sha256(data).hexdigest(),
-        size_bytes=len(data),
+        sha256=sha256_file(out),
+        size_bytes=out.stat().st_size,
         text_bytes=text,
         data_bytes=data_size,
         bss_bytes=bss,
@@ -299,18 +298,3 @@ def _reset_if_reconfigured(build: Path, cache_vars: dict[str, str], log: LogFn) 
             log(f"firmware build dir {build} was configured with a different {key}; starting afresh")
             shutil.rmtree(build)
             return
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
-            shutil.copyfileobj(inp, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,11 +1,35 @@
+"""Shared fixtures: the real dataset, a quick pipeline configuration, and one materialization of the
+whole pipeline (device stages included) that the device, Renode and report tests read.
+
+With ``CI=true`` nothing may skip: a test that would skip fails instead, with the skip's reason (which
+names the variable or package that is missing).
+"""
+
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASET = REPO.parent / "shared" / "data" / "magic_wand"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Test windows a device evaluation covers in the suite: enough for parity and statistics on every
+# class, few enough for the 20-minute budget (the whole split of 298 is the benchmark's job).
+DEVICE_WINDOWS = 24
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"CI=true, so nothing may skip; this test would have skipped: {reason}"
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +49,60 @@ def writable_dataset(tmp_path, dataset_dir) -> Path:
     for path in copy.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
     return copy
+
+
+def quick_config() -> dict[str, dg.Config]:
+    """Small enough to keep the suite quick; the accuracy floor is lowered to match (the default
+    configuration's accuracy is measured by the benchmark, not here)."""
+    from wand_assets.defs.data import WindowsConfig
+    from wand_assets.defs.device import DeviceEvaluationConfig
+    from wand_assets.defs.training import TrainingConfig
+
+    return {
+        "gesture_windows": WindowsConfig(shift_copies=1, noise_copies=1, time_warp_copies=2, amplitude_copies=2),
+        "trained_model": TrainingConfig(epochs=3),
+        "device_evaluation": DeviceEvaluationConfig(windows=DEVICE_WINDOWS),
+    }
+
+
+def pipeline_resources(root: Path, dataset_dir: Path, **overrides) -> dict:
+    from wand_assets.defs.resources import ArtifactStoreResource, DatasetSource, FirmwareToolchain, QualityGates
+
+    return {
+        "artifact_store": ArtifactStoreResource(root=str(root)),
+        "source": DatasetSource(location=str(dataset_dir)),
+        "gates": QualityGates(min_test_accuracy=0.5),
+        "toolchain": FirmwareToolchain(build_root=str(root / "build")),
+        **overrides,
+    }
+
+
+@dataclass
+class Materialized:
+    root: Path
+    instance: dg.DagsterInstance
+    results: list
+
+
+@pytest.fixture(scope="session")
+def device_pipeline(tmp_path_factory, dataset_dir) -> Materialized:
+    """Every asset, both device targets built with the real IREE runtime and evaluated in QEMU.
+
+    Read-only for the tests that use it: a test that materializes more works on `device_pipeline_copy`.
+    """
+    from wand_assets.defs.pipeline import materialize_all
+
+    root = tmp_path_factory.mktemp("device-pipeline")
+    instance = dg.DagsterInstance.ephemeral()
+    results = materialize_all(
+        instance=instance, op_config=quick_config(), resources=pipeline_resources(root, dataset_dir), log=lambda _: None
+    )
+    return Materialized(root, instance, results)
+
+
+@pytest.fixture(scope="module")
+def device_pipeline_copy(device_pipeline, tmp_path_factory) -> Materialized:
+    """A private copy of the materialized artifacts with a fresh instance, for tests that add to it."""
+    root = tmp_path_factory.mktemp("device-pipeline-copy")
+    shutil.copytree(device_pipeline.root, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("build", "scratch"))
+    return Materialized(root, dg.DagsterInstance.ephemeral(), [])

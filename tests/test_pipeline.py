@@ -5,30 +5,20 @@ import json
 import dagster as dg
 import pytest
 
+from conftest import pipeline_resources, quick_config
 from wand_assets.artifacts import ArtifactStore
-from wand_assets.defs.data import WindowsConfig
 from wand_assets.defs.pipeline import materialize_all
-from wand_assets.defs.resources import ArtifactStoreResource, DatasetSource, QualityGates
-from wand_assets.defs.training import TrainingConfig
+from wand_assets.defs.resources import QualityGates
 from wand_assets.iospec import unpack
 from wand_assets.targets import TARGETS
 
 pytestmark = pytest.mark.slow
 
-# Small enough to keep the suite quick; the accuracy floor is lowered to match (the default
-# configuration's accuracy is measured by the benchmark, not here).
-QUICK = {
-    "gesture_windows": WindowsConfig(shift_copies=1, noise_copies=1, time_warp_copies=2, amplitude_copies=2),
-    "trained_model": TrainingConfig(epochs=3),
-}
+QUICK = quick_config()
 
 
-def resources_for(root, dataset_dir, **gates):
-    return {
-        "artifact_store": ArtifactStoreResource(root=str(root)),
-        "source": DatasetSource(location=str(dataset_dir)),
-        "gates": QualityGates(min_test_accuracy=gates.get("min_test_accuracy", 0.5)),
-    }
+def resources_for(root, dataset_dir, min_test_accuracy=0.5):
+    return pipeline_resources(root, dataset_dir, gates=QualityGates(min_test_accuracy=min_test_accuracy))
 
 
 @pytest.fixture(scope="module")

@@ -1,24 +1,25 @@
-"""The Renode backend with Renode: device evaluation equal to QEMU's, teardown, errors.
+"""The Renode backend with Renode itself: the device evaluation of both targets through Dagster with
+the parity gate and Kenning's renode_stats, predictions equal to QEMU's, the report's Renode sections,
+teardown and errors.
 
-Needs Renode + pyrenode3 (``PYRENODE_BUILD_DIR`` + ``PYRENODE_RUNTIME``, or ``PYRENODE_PKG``) and an
-artifact store with firmware, compiled models and gesture windows (``WAND_ARTIFACT_ROOT``; run the
-pipeline once). ``WAND_RENODE_WINDOWS`` sets how many test windows to compare (default 24; ``all``
-for the whole split).
+Needs Renode + pyrenode3 (``PYRENODE_BUILD_DIR`` + ``PYRENODE_RUNTIME``, or ``PYRENODE_PKG``); the
+firmware, models and windows come from the suite's own materialization (``device_pipeline``).
 """
 
+import json
 import os
-from pathlib import Path
 
+import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 
+from conftest import DEVICE_WINDOWS, pipeline_resources, quick_config
 from wand_assets import firmware_build, renode, simulators
-from wand_assets.artifacts import ArtifactStore, MissingArtifactError, default_artifact_root
-from wand_assets.device_eval import evaluate_on_device
-from wand_assets.model import MODEL_IO, as_model_input
-from wand_assets.protocol import DeviceClient
+from wand_assets.artifacts import ArtifactStore
+from wand_assets.defs.resources import SimulatorResource
+from wand_assets.definitions import defs
 from wand_assets.targets import DEVICE_TARGETS, get_target
-from wand_assets.windows import WindowSet
 
 pytestmark = pytest.mark.slow
 
@@ -31,42 +32,70 @@ except renode.RenodeUnavailable as exc:
 needs_renode = pytest.mark.skipif(bool(RENODE_MISSING), reason=RENODE_MISSING or "Renode available")
 
 
-def artifacts_for(target: str) -> tuple[Path, bytes, np.ndarray]:
-    store = ArtifactStore(default_artifact_root())
-    try:
-        elf = store.stage("firmware", target).current() / firmware_build.ELF_NAME
-        vmfb = (store.stage("compiled_model", target).current() / "model.vmfb").read_bytes()
-        windows = store.stage("gesture_windows").current() / "windows.npz"
-    except (MissingArtifactError, FileNotFoundError) as exc:
-        pytest.skip(f"no built firmware/model/windows for {target} in the artifact store ({exc}); set WAND_ARTIFACT_ROOT")
-    test = WindowSet.load(windows).select("test")
-    count = os.environ.get("WAND_RENODE_WINDOWS", "24")
-    x = as_model_input(test.x)
-    return elf, vmfb, x if count == "all" else x[: int(count)]
+@pytest.fixture(scope="module")
+def renode_run(device_pipeline_copy, dataset_dir):
+    """Both device targets evaluated in Renode through Dagster, then the report, on a copy of the suite's artifacts."""
+    if RENODE_MISSING:
+        pytest.skip(RENODE_MISSING)
+    resources = {
+        **defs.resources,
+        **pipeline_resources(device_pipeline_copy.root, dataset_dir),
+        "simulator": SimulatorResource(backend="renode"),
+    }
+    everything = [*defs.assets, *defs.asset_checks]
+    config = dg.RunConfig(ops={"device_evaluation": quick_config()["device_evaluation"]})
+    results = {
+        target: dg.materialize(
+            everything,
+            selection=["device_evaluation"],
+            partition_key=target,
+            instance=device_pipeline_copy.instance,
+            resources=resources,
+            run_config=config,
+        )
+        for target in DEVICE_TARGETS
+    }
+    results["report"] = dg.materialize(
+        everything, selection=["evaluation_report"], instance=device_pipeline_copy.instance, resources=resources
+    )
+    return device_pipeline_copy.root, results
 
 
-def evaluate(backend: str, target: str, workdir: Path):
-    elf, vmfb, x = artifacts_for(target)
-    with simulators.open_session(backend, elf, get_target(target), workdir) as session:
-        run = evaluate_on_device(DeviceClient(session.port, timeout_s=60), MODEL_IO, vmfb, x)
-        info = session.describe()
-    return run, info, getattr(session, "statistics", None)
+def device_entry(root, target):
+    return ArtifactStore(root).stage("device_evaluation", target).current()
 
 
 @needs_renode
 @pytest.mark.parametrize("target", DEVICE_TARGETS)
-def test_renode_predictions_equal_qemus(tmp_path, target):
-    qemu_run, _, _ = evaluate("qemu", target, tmp_path / "qemu")
-    run, info, stats = evaluate("renode", target, tmp_path / "renode")
-    assert info["name"] == "renode" and info["version"].startswith("Renode ")
-    assert np.array_equal(run.scores.argmax(axis=1), qemu_run.scores.argmax(axis=1))
-    assert np.abs(run.scores - qemu_run.scores).max() <= 1e-6
+def test_renode_predictions_equal_qemus(renode_run, device_pipeline, target):
+    root, results = renode_run
+    (gate,) = [c for c in results[target].get_asset_check_evaluations() if c.check_name == "device_matches_host"]
+    assert gate.passed
+    entry = device_entry(root, target)
+    summary = json.loads((entry / "summary.json").read_text())
+    assert summary["simulator"]["name"] == "renode" and summary["simulator"]["version"].startswith("Renode ")
+    on_renode = pd.read_parquet(entry / "results.parquet")
+    on_qemu = pd.read_parquet(device_entry(device_pipeline.root, target) / "results.parquet")
+    assert len(on_renode) == len(on_qemu) == DEVICE_WINDOWS
+    scores = [c for c in on_qemu.columns if c.startswith("device_") and c != "device_class"]
+    assert np.array_equal(on_renode["device_class"], on_qemu["device_class"])
+    assert np.abs(on_renode[scores].to_numpy() - on_qemu[scores].to_numpy()).max() <= 1e-6
     # The same ELF and model: the device's own instruction count agrees across simulators.
-    assert np.median(run.inference_instructions) == pytest.approx(np.median(qemu_run.inference_instructions), rel=0.01)
-    n = len(run.scores)
-    assert len(stats["request_window_instructions"]) == n
-    assert min(stats["request_window_instructions"]) >= np.median(run.inference_instructions)
-    assert stats["instructions_per_inference_pass"] > np.median(run.inference_instructions)
+    assert on_renode["inference_instructions"].median() == pytest.approx(on_qemu["inference_instructions"].median(), rel=0.01)
+
+
+@needs_renode
+@pytest.mark.parametrize("target", DEVICE_TARGETS)
+def test_renode_stats_follow_kennings_definitions(renode_run, target):
+    root, results = renode_run
+    entry = device_entry(root, target)
+    stats = json.loads((entry / "renode_stats.json").read_text())
+    measurements = json.loads((entry / "measurements.json").read_text())
+    instructions = pd.read_parquet(entry / "results.parquet")["inference_instructions"]
+    assert {"opcode_counters", "executed_instructions", "memory_accesses", "peripheral_accesses"} <= set(measurements)
+    assert len(stats["request_window_instructions"]) == DEVICE_WINDOWS
+    assert min(stats["request_window_instructions"]) >= instructions.median()
+    assert stats["instructions_per_inference_pass"] > instructions.median()
     if get_target(target).has_vector:
         assert stats["vector_opcodes_fraction"] > 0.01
         assert stats["inference"]["vector_opcodes_fraction"] > stats["vector_opcodes_fraction"]
@@ -75,14 +104,27 @@ def test_renode_predictions_equal_qemus(tmp_path, target):
         assert stats["vector_opcodes_fraction"] == 0.0
     assert sum(stats["memory_accesses"]["read"]) > 0 and sum(stats["peripheral_accesses"]["uart0"]["write"]) > 0
     assert sum(stats["executed_instructions"]["cpu"]) > 0
+    metadata = results[target].asset_materializations_for_node("device_evaluation")[0].metadata
+    assert metadata["renode_instructions_per_inference_pass"].value == pytest.approx(stats["instructions_per_inference_pass"])
     print(
-        f"\n{target}: {n} windows; Renode {stats['instructions_per_inference_pass']:,.0f} instructions per pass, "
+        f"\n{target}: {DEVICE_WINDOWS} windows; Renode {stats['instructions_per_inference_pass']:,.0f} instructions per pass, "
         f"vector share {100 * stats['vector_opcodes_fraction']:.2f} % (within PROCESS: "
         f"{stats['inference']['instructions_per_inference_pass']:,.0f} per pass, "
-        f"{100 * stats['inference']['vector_opcodes_fraction']:.2f} %), device {np.median(run.inference_instructions):,.0f} "
+        f"{100 * stats['inference']['vector_opcodes_fraction']:.2f} %), device {instructions.median():,.0f} "
         f"per inference; session {stats['session_wall_seconds']:.1f} s, worker peak RSS "
         f"{stats['worker_peak_rss_kib'] / 1024:.0f} MiB"
     )
+
+
+@needs_renode
+def test_report_shows_renode_statistics_per_target(renode_run):
+    root, results = renode_run
+    assert results["report"].success
+    entry = ArtifactStore(root).stage("evaluation_report").current()
+    markdown = (entry / "report.md").read_text()
+    for target in DEVICE_TARGETS:
+        assert f"Renode statistics — {target}" in markdown
+    assert "data:image/png;base64," in (entry / "report.html").read_text()
 
 
 def _group_alive(pgid: int) -> bool:
@@ -93,9 +135,13 @@ def _group_alive(pgid: int) -> bool:
         return False
 
 
+def firmware_elf(device_pipeline, target: str):
+    return ArtifactStore(device_pipeline.root).stage("firmware", target).current() / firmware_build.ELF_NAME
+
+
 @needs_renode
-def test_worker_is_gone_after_an_error_in_the_session(tmp_path):
-    elf, _, _ = artifacts_for("rv32imf")
+def test_worker_is_gone_after_an_error_in_the_session(device_pipeline, tmp_path):
+    elf = firmware_elf(device_pipeline, "rv32imf")
     with pytest.raises(simulators.DeviceSessionError, match="boom"):
         with simulators.open_session("renode", elf, get_target("rv32imf"), tmp_path) as session:
             pid = session.worker.process.pid
@@ -105,8 +151,8 @@ def test_worker_is_gone_after_an_error_in_the_session(tmp_path):
 
 
 @needs_renode
-def test_monitor_errors_are_reported_with_the_command(tmp_path):
-    elf, _, _ = artifacts_for("rv32imf")
+def test_monitor_errors_are_reported_with_the_command(device_pipeline, tmp_path):
+    elf = firmware_elf(device_pipeline, "rv32imf")
     setup = renode.RenodeSetup(uart="sysbus.no_such_uart")
     with pytest.raises(renode.SimulatorError, match="sysbus.no_such_uart"):
         with renode.start_renode(elf, get_target("rv32imf"), tmp_path, setup=setup):

@@ -7,6 +7,7 @@ this module passes them to CMake as cache variables and never spells them itself
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,17 +16,19 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from wand_assets.artifacts import atomic_path, sha256_file
 from wand_assets.procs import ToolError, run_tool
 from wand_assets.targets import Target, get_target
 
 IREE_SOURCE_VERSION = "3.11.0"  # must equal the pinned iree-base-compiler / iree-base-runtime
+IREE_SOURCE_COMMIT = "e4a3b0405d7d23554da26403658d0e8c3c5ecf25"  # tag v3.11.0; scripts/fetch_upstream.sh reads both
 MIN_CMAKE_VERSION = (3, 26)
 TOOLCHAIN_PREFIX = "riscv64-unknown-elf-"
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
 ELF_NAME = "wand_firmware.elf"
+BUILD_LOG_NAME = "build.log"
 _IREE_SUBMODULES = ("third_party/flatcc/include/flatcc", "third_party/printf/src")
 
 LogFn = Callable[[str], None]
@@ -218,6 +221,34 @@ def build_firmware(
         picolibc_version=versions["picolibc"],
         cmake_version=versions["cmake"],
     )
+
+
+@contextlib.contextmanager
+def build_log(path: str | os.PathLike, progress: LogFn) -> Iterator[LogFn]:
+    """A log function that keeps every line of the build in ``path`` and tells ``progress`` only the
+    milestones: CMake's configure result, about every tenth of Ninja's steps, and failures.
+
+    A cold build prints ~45,000 compiler lines per target; they belong in a file next to the ELF, not
+    in the orchestrator's event log.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    step = re.compile(r"^\[(\d+)/(\d+)\]")
+    reported: dict[int, int] = {}  # Ninja's step total -> the last tenth reported for it
+    with open(path, "w", encoding="utf-8") as file:
+
+        def log(line: str) -> None:
+            file.write(line + "\n")
+            if match := step.match(line):
+                done, total = int(match.group(1)), int(match.group(2))
+                tenth = done * 10 // max(total, 1)
+                if tenth > reported.get(total, -1):
+                    reported[total] = tenth
+                    progress(f"build {done}/{total} steps")
+            elif line.startswith(("-- Configuring done", "FAILED:")) or " error: " in line:
+                progress(line)
+
+        yield log
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -35,6 +35,9 @@ class TrainingConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     seed: int = 42
+    # Stop when validation loss has not improved for this many epochs (0: train every epoch). Either
+    # way the saved model carries the weights of the epoch with the lowest validation loss.
+    early_stopping_patience: int = 5
 
 
 @dataclass
@@ -43,6 +46,8 @@ class TrainingResult:
     test_probabilities: np.ndarray | None = None
     parameters: int = 0
     seconds: float = 0.0
+    best_epoch: int = 0  # 1-based epoch whose weights were kept (lowest validation loss)
+    stopped_early: bool = False
 
 
 def build_cnn():
@@ -105,6 +110,26 @@ def train(
                 f"val_loss {logs.get('val_loss', float('nan')):.4f} val_accuracy {logs.get('val_accuracy', float('nan')):.4f}"
             )
 
+    class KeepBest(keras.callbacks.Callback):
+        """Keeps the weights of the lowest validation loss and stops after ``patience`` epochs without one."""
+
+        def __init__(self, patience: int):
+            super().__init__()
+            self.patience, self.best_loss, self.best_epoch, self.weights, self.stopped = patience, float("inf"), 0, None, False
+
+        def on_epoch_end(self, epoch, logs=None):
+            loss = (logs or {}).get("val_loss", float("inf"))
+            if loss < self.best_loss:
+                self.best_loss, self.best_epoch, self.weights = loss, epoch + 1, self.model.get_weights()
+            elif self.patience and epoch + 1 - self.best_epoch >= self.patience:
+                log(f"validation loss has not improved for {self.patience} epochs: stopping, keeping epoch {self.best_epoch}")
+                self.stopped = self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
+
+    keep_best = KeepBest(config.early_stopping_patience)
     started = time.monotonic()
     log(f"training on {len(train_set)} windows, validating on {len(valid_set)}; {model.count_params()} parameters")
     history = model.fit(
@@ -115,9 +140,10 @@ def train(
         batch_size=config.batch_size,
         shuffle=True,
         verbose=0,
-        callbacks=[EpochLog()],
+        callbacks=[EpochLog(), keep_best],
     )
     seconds = time.monotonic() - started
+    log(f"keeping epoch {keep_best.best_epoch} (validation loss {keep_best.best_loss:.4f})")
     model.save(out_path)
     probabilities = model.predict(as_model_input(test_set.x), batch_size=256, verbose=0)
     return TrainingResult(
@@ -125,6 +151,8 @@ def train(
         test_probabilities=probabilities,
         parameters=int(model.count_params()),
         seconds=seconds,
+        best_epoch=keep_best.best_epoch,
+        stopped_early=keep_best.stopped,
     )
 
 

@@ -157,6 +157,10 @@ class WindowSet:
         mask = self.split == split
         return WindowSet(*(getattr(self, f)[mask] for f in ("x", "y", "split", "group", "recording", "variant")))
 
+    def head(self, count: int) -> "WindowSet":
+        """The first ``count`` windows."""
+        return WindowSet(*(getattr(self, f)[:count] for f in ("x", "y", "split", "group", "recording", "variant")))
+
     def __len__(self) -> int:
         return len(self.y)
 

@@ -1,6 +1,7 @@
 """Device stage: firmware per target, evaluation of the test split on the simulated device, parity gate."""
 
 import json
+import shutil
 import tempfile
 import time
 from dataclasses import asdict
@@ -56,15 +57,20 @@ def firmware(
         sha256_tree(FIRMWARE_DIR), asdict(target), iree.version, iree.commit, firmware_build.toolchain_versions(), FIRMWARE_CODE_VERSION
     )
     if (entry := stage.cached(fp)) is None:
+        build_dir = toolchain.build_dir(target.name)
+        log_path = build_dir.parent / f"{target.name}-{firmware_build.BUILD_LOG_NAME}"
+        context.log.info(f"{target.name}: building the firmware; the full compiler output goes to {log_path}")
         with stage.produce(fp) as out:
-            build = firmware_build.build_firmware(
-                target,
-                iree.path,
-                toolchain.build_dir(target.name),
-                out / firmware_build.ELF_NAME,
-                log=context.log.info,
-                timeout_s=toolchain.build_timeout_s,
-            )
+            with firmware_build.build_log(log_path, context.log.info) as build_log:
+                build = firmware_build.build_firmware(
+                    target,
+                    iree.path,
+                    build_dir,
+                    out / firmware_build.ELF_NAME,
+                    log=build_log,
+                    timeout_s=toolchain.build_timeout_s,
+                )
+            shutil.copyfile(log_path, out / firmware_build.BUILD_LOG_NAME)
             write_json_atomic(out / "build.json", build.as_dict())
         entry = stage.entry(fp)
     else:
@@ -76,6 +82,7 @@ def firmware(
     return dg.MaterializeResult(
         metadata={
             **file_metadata(elf, sha),
+            "build_log": dg.MetadataValue.path(str(entry / firmware_build.BUILD_LOG_NAME)),
             "target": target.name,
             "march": target.gcc_march,
             "mabi": target.gcc_mabi,
@@ -94,6 +101,7 @@ def firmware(
 
 class DeviceEvaluationConfig(dg.Config):
     force: bool = False  # evaluate again even if a result for these exact inputs exists (nightly runs)
+    windows: int = 0  # 0: the whole test split; N: its first N windows (a quick look, e.g. in tests)
 
 
 @dg.asset(
@@ -145,9 +153,13 @@ def device_evaluation(
     vmfb = compiled / "model.vmfb"
     inputs = {"vmfb": sha256_file(vmfb), "elf": sha256_file(elf), "windows": sha256_file(windows_path), "host": sha256_file(host_predictions)}
     stage = store.stage("device_evaluation", target.name)
-    fp = fingerprint(inputs, simulator.identity(), DEVICE_EVAL_CODE_VERSION)
+    if config.windows < 0:
+        raise dg.Failure(f"windows must be 0 (the whole test split) or a positive count, not {config.windows}")
+    fp = fingerprint(inputs, simulator.identity(), config.windows, DEVICE_EVAL_CODE_VERSION)
     if (entry := stage.cached(fp)) is None or config.force:
         test = WindowSet.load(windows_path).select("test")
+        if config.windows:
+            test = test.head(config.windows)
         started = time.monotonic()
         scratch_root = store.root / "scratch"
         scratch_root.mkdir(parents=True, exist_ok=True)
@@ -166,7 +178,7 @@ def device_evaluation(
             firmware_log = session.log_text()
         wall = time.monotonic() - started
         renode = getattr(session, "statistics", None)  # Renode-only; complete once the session has ended
-        host = pd.read_parquet(host_predictions)
+        host = pd.read_parquet(host_predictions).iloc[: len(test)]
         host_scores = host[[f"iree_{c}" for c in CLASSES]].to_numpy(np.float32)
         device_class = run.scores.argmax(axis=1)
         frame = pd.DataFrame(

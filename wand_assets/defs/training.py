@@ -17,19 +17,23 @@ from wand_assets.defs.resources import ArtifactStoreResource, QualityGates
 from wand_assets.metrics import classification_metrics
 from wand_assets.windows import WindowSet
 
-TRAINING_CODE_VERSION = "1"
+TRAINING_CODE_VERSION = "2"  # 2: keeps the best validation epoch
+
+
+_DEFAULTS = wand_model.TrainingConfig()
 
 
 class TrainingConfig(dg.Config):
-    epochs: int = 20
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    seed: int = 42
+    """Training settings; the defaults are the training library's."""
+
+    epochs: int = _DEFAULTS.epochs
+    batch_size: int = _DEFAULTS.batch_size
+    learning_rate: float = _DEFAULTS.learning_rate
+    seed: int = _DEFAULTS.seed
+    early_stopping_patience: int = _DEFAULTS.early_stopping_patience  # 0: no early stop (best epoch still kept)
 
     def to_training(self) -> wand_model.TrainingConfig:
-        return wand_model.TrainingConfig(
-            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate, seed=self.seed
-        )
+        return wand_model.TrainingConfig(**self.model_dump())
 
 
 @dg.asset(
@@ -64,6 +68,8 @@ def trained_model(
                     "history": result.history,
                     "parameters": result.parameters,
                     "seconds": result.seconds,
+                    "best_epoch": result.best_epoch,
+                    "stopped_early": result.stopped_early,
                     "config": asdict(training),
                     "windows_sha256": windows_sha,
                     "test": metrics.as_dict(),
@@ -86,6 +92,8 @@ def trained_model(
             "test_g_mean": test["g_mean"],
             "training_seconds": round(report["seconds"], 1),
             "epochs": len(report["history"].get("loss", [])),
+            "best_epoch": report.get("best_epoch", 0),
+            "stopped_early": report.get("stopped_early", False),
             "per_class": table(test["per_class"]),
             "confusion_matrix": dg.MetadataValue.md(
                 plots.markdown_image(plots.confusion_matrix_png(confusion, CLASSES, "test split (Keras)"), "confusion")

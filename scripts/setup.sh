@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs everything wand needs on a fresh Debian 12 machine: the RISC-V toolchain, QEMU and the
-# fuzzing compiler from apt, then a Python 3.11 virtualenv in .venv with the pinned packages.
-# Idempotent: a second run only checks.
+# fuzzing compiler from apt, then a Python 3.11 virtualenv in .venv with the pinned packages, then
+# what no registry has (scripts/fetch_upstream.sh): the IREE runtime source, unless IREE_SOURCE_DIR
+# is set. With WAND_WITH_RENODE=1 also mono (apt), pythonnet (PyPI) and pyrenode3 (from the folder
+# WAND_PYRENODE3_SOURCE, else its git repository) and, unless PYRENODE_PKG / PYRENODE_BUILD_DIR is
+# set, the official Renode package. Idempotent: a second run only checks (no network).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc ninja-build clang libclang-rt-14-dev chromium chromium-driver fonts-liberation)
+WITH_RENODE="${WAND_WITH_RENODE:-0}"
+if [ "$WITH_RENODE" = 1 ]; then APT_PACKAGES+=(mono-complete); fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -29,3 +34,26 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   echo "$want" > "$stamp"
 fi
+
+if [ "$WITH_RENODE" = 1 ]; then
+  has() { .venv/bin/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec(sys.argv[1]) is None)' "$1"; }
+  if ! has pythonnet; then
+    echo "wand setup: installing pythonnet into .venv"
+    .venv/bin/python -m pip install -q "pythonnet>=3.0.1,<4"
+  fi
+  if ! has pyrenode3; then
+    pyrenode3_from="${WAND_PYRENODE3_SOURCE:-git+https://github.com/antmicro/pyrenode3}"
+    pip_log="$(mktemp)"
+    if GIT_TERMINAL_PROMPT=0 timeout 900 .venv/bin/python -m pip install -q "$pyrenode3_from" >"$pip_log" 2>&1; then
+      echo "wand setup: installed pyrenode3 into .venv from $pyrenode3_from"
+    else
+      why="$(grep -m 1 -E 'fatal:|ERROR:' "$pip_log" || grep -m 1 -i error "$pip_log" || tail -n 1 "$pip_log")"
+      why="$(echo "$why" | sed -e 's/^[[:space:]]*//' -e 's/^fatal: //')"
+      echo "wand setup: could not install pyrenode3 from $pyrenode3_from (${why:0:160}); the Renode backend" \
+        "stays off: set WAND_PYRENODE3_SOURCE to a pyrenode3 source folder" >&2
+    fi
+    rm -f "$pip_log"
+  fi
+fi
+
+WAND_WITH_RENODE="$WITH_RENODE" bash scripts/fetch_upstream.sh

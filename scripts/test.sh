@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-if [ -z "${WAND_DATASET:-}" ] && [ -d ../shared/data/magic_wand ]; then
-  export WAND_DATASET="$(cd ../shared/data/magic_wand && pwd)"
-fi
+# What setup fetched (IREE source, Renode package) as defaults; variables already set win.
+# shellcheck source=/dev/null
+source "${WAND_ENV_FILE:-.venv/wand-env.sh}"
 exec .venv/bin/python -m pytest -q -rs "$@"

@@ -4,9 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# What setup fetched (IREE source, Renode package) as defaults; variables already set win.
-# shellcheck source=/dev/null
-source "${WAND_ENV_FILE:-.venv/wand-env.sh}"
-export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/.dagster_home}"
-mkdir -p "$DAGSTER_HOME"
+source scripts/env.sh
 exec .venv/bin/python -m wand_assets materialize "$@"

@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# What setup fetched (IREE source, Renode package) as defaults; variables already set win.
+# What setup fetched (IREE source, Renode package) as defaults; variables already set win. The suite
+# keeps its run history in temporary instances, never in the user's DAGSTER_HOME.
 # shellcheck source=/dev/null
 source "${WAND_ENV_FILE:-.venv/wand-env.sh}"
 exec .venv/bin/python -m pytest -q -rs "$@"

@@ -22,7 +22,7 @@ from wand_assets.protocol import (
     RequestFailed,
     encode,
 )
-from wand_assets.targets import get_target
+from wand_assets.targets import DEVICE_TARGETS, get_target
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,7 +42,7 @@ def protocol_firmware(tmp_path_factory):
     out = tmp_path_factory.mktemp("fw")
     return {
         t.name: build_firmware(t, None, out / f"build-{t.name}", out / f"{t.name}.elf", protocol_only=True, log=lambda _: None).path
-        for t in (SCALAR, VECTOR)
+        for t in map(get_target, DEVICE_TARGETS)
     }
 
 
@@ -55,6 +55,11 @@ def device(protocol_firmware, tmp_path):
 def exchange(session, raw: bytes, timeout_s: float = 30.0):
     """Write raw bytes, return the next whole frame (test helper that bypasses the client's checks)."""
     session.port.write(raw)
+    return next_frame(session, timeout_s)
+
+
+def next_frame(session, timeout_s: float = 30.0):
+    """The next whole frame from the device."""
     parser = FrameParser()
     session.port.timeout = timeout_s
     while True:
@@ -140,6 +145,16 @@ def test_message_cut_off_mid_way_times_out_and_the_next_header_is_read_cleanly(d
     truncated = encode(MessageType.IOSPEC, MODEL_IO.pack())[:50]
     assert exchange(device, truncated, timeout_s=60).type == MessageType.ERROR
     assert exchange(device, encode(MessageType.IOSPEC, MODEL_IO.pack())).type == MessageType.OK
+
+
+@pytest.mark.parametrize("target", DEVICE_TARGETS)
+def test_request_sent_before_the_firmware_is_ready_loses_no_byte(protocol_firmware, tmp_path, target):
+    # The guest starts only once its UART holds the IOSPEC's first byte. Were that byte lost at boot,
+    # the header would be read one byte late as an oversized frame, drained and refused (ERROR).
+    request = encode(MessageType.IOSPEC, MODEL_IO.pack())
+    with qemu.start_qemu(protocol_firmware[target], get_target(target), tmp_path, early_input=request) as session:
+        assert next_frame(session, timeout_s=60).type == MessageType.OK
+        DeviceClient(session.port).load_model(b"fake model for the TEST-ONLY firmware")
 
 
 def test_rejected_model_leaves_no_model_loaded(device):

@@ -22,6 +22,8 @@ from wand_assets.targets import Target
 READY_LINE = "Runtime started"
 _WAITING = re.compile(r"waiting for connection on: \S*tcp:127\.0\.0\.1:(\d+)")
 QEMU_BINARY = "qemu-system-riscv32"
+UART0_LSR = 0x1000_0005  # virt's UART 0 (NS16550A, one byte per register): line status
+_LSR_DUMP = re.compile(rf"{UART0_LSR:016x}: 0x([0-9a-f]{{2}})")  # the monitor's answer to "xp /1bx"
 
 
 class SimulatorError(RuntimeError):
@@ -36,13 +38,16 @@ def qemu_version(binary: str = QEMU_BINARY) -> str:
     return out.splitlines()[0].strip()
 
 
-def qemu_command(elf: Path, target: Target, port: int, log_path: Path, binary: str = QEMU_BINARY) -> list[str]:
-    return [
+def qemu_command(
+    elf: Path, target: Target, port: int, log_path: Path, binary: str = QEMU_BINARY, *, paused: bool = False
+) -> list[str]:
+    """``paused``: the guest waits for ``cont`` on the monitor, which then reads stdin."""
+    command = [
         binary,
         "-M", "virt",
         "-bios", "none",
         "-display", "none",
-        "-monitor", "none",
+        "-monitor", "stdio" if paused else "none",
         "-icount", "shift=0",
         "-cpu", target.qemu_cpu(),
         "-kernel", str(elf),
@@ -51,6 +56,7 @@ def qemu_command(elf: Path, target: Target, port: int, log_path: Path, binary: s
         "-chardev", f"file,id=wandlog,path={log_path}",
         "-semihosting-config", "enable=on,target=native,chardev=wandlog",
     ]
+    return command + ["-S"] if paused else command
 
 
 @dataclass
@@ -91,8 +97,14 @@ def start_qemu(
     boot_timeout_s: float = 30.0,
     binary: str = QEMU_BINARY,
     log: Callable[[str], None] = lambda _m: None,
+    early_input: bytes = b"",
 ) -> Iterator[QemuSession]:
-    """Start QEMU, connect its UART, wait for the firmware's ready line; always kill QEMU on exit."""
+    """Start QEMU, connect its UART, wait for the firmware's ready line; always kill QEMU on exit.
+
+    ``early_input`` (a host that does not wait for the ready line, at its most extreme): QEMU starts
+    paused, the bytes are written as soon as the UART is connected, and the guest runs its first
+    instruction only once the UART holds the first of them.
+    """
     import serial
 
     if shutil.which(binary) is None:
@@ -102,17 +114,26 @@ def start_qemu(
     log_path.unlink(missing_ok=True)
     stderr_path = workdir / "qemu.stderr"
     # Port 0: QEMU binds a free loopback port itself and names it, so concurrent sessions never race.
-    command = qemu_command(elf, target, 0, log_path, binary)
+    command = qemu_command(elf, target, 0, log_path, binary, paused=bool(early_input))
     log("starting " + " ".join(command))
     process = None
     uart = None
     try:
         with open(stderr_path, "wb") as stderr:
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE if early_input else subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=stderr,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + boot_timeout_s
         port_number = _listening_port(process, stderr_path, deadline)
         uart = serial.serial_for_url(f"socket://127.0.0.1:{port_number}", timeout=0.5)
         log(f"UART connected on 127.0.0.1:{port_number}")
+        if early_input:
+            uart.write(early_input)
+            _resume_once_received(process, stderr_path, deadline)
         session = QemuSession(process, uart, log_path, command, uart_address=f"127.0.0.1:{port_number}")
         while READY_LINE not in session.log_text():
             if process.poll() is not None:
@@ -134,6 +155,9 @@ def start_qemu(
                 uart.close()
         if process is not None:
             kill_process_group(process)
+            if process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    process.stdin.close()
 
 
 def _listening_port(process: subprocess.Popen, stderr_path: Path, deadline: float) -> int:
@@ -147,3 +171,23 @@ def _listening_port(process: subprocess.Popen, stderr_path: Path, deadline: floa
         if time.monotonic() > deadline:
             raise SimulatorError(f"QEMU did not open its UART socket in time: {text[-2000:]}")
         time.sleep(0.02)
+
+
+def _resume_once_received(process: subprocess.Popen, stderr_path: Path, deadline: float) -> None:
+    """Let the paused guest run once its UART reports Data Ready (an LSR read only clears error bits)."""
+    asked = 0
+    while True:
+        if process.poll() is not None:
+            raise SimulatorError(f"QEMU exited with status {process.returncode} before the guest started")
+        if time.monotonic() > deadline:
+            raise SimulatorError("the UART did not receive the early input in time")
+        answers = _LSR_DUMP.findall(stderr_path.read_text(errors="replace"))
+        if len(answers) == asked:  # the monitor has answered every question so far
+            if answers and int(answers[-1], 16) & 0x01:
+                break
+            process.stdin.write(f"xp /1bx {UART0_LSR:#x}\n".encode())
+            process.stdin.flush()
+            asked += 1
+        time.sleep(0.02)
+    process.stdin.write(b"cont\n")
+    process.stdin.flush()

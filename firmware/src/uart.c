@@ -8,7 +8,7 @@
 enum {
   kRegRbrThrDll = 0,  // receive / transmit / divisor low (DLAB)
   kRegIerDlm = 1,     // interrupt enable / divisor high (DLAB)
-  kRegFcr = 2,        // FIFO control (write)
+  kRegFcr = 2,        // FIFO control (write); see wand_uart_init
   kRegLcr = 3,        // line control
   kRegMcr = 4,        // modem control
   kRegLsr = 5,        // line status
@@ -17,7 +17,6 @@ enum {
 enum {
   kLcrDlab = 0x80,
   kLcr8N1 = 0x03,
-  kFcrEnableClear = 0x07,  // enable FIFOs, clear RX and TX
   kMcrDtrRts = 0x03,
   kLsrDataReady = 0x01,
   kLsrErrors = 0x1e,  // overrun, parity, framing, break
@@ -44,7 +43,14 @@ void wand_uart_init(wand_uart_t* uart, uintptr_t base, uint32_t clock_hz,
   reg_write(uart, kRegRbrThrDll, (uint8_t)divisor);
   reg_write(uart, kRegIerDlm, (uint8_t)(divisor >> 8));
   reg_write(uart, kRegLcr, kLcr8N1);
-  reg_write(uart, kRegFcr, kFcrEnableClear);
+  // FCR stays as reset left it: a host may send before we get here, and both
+  // simulators' 16550 models discard what was received when FCR sets the RX
+  // reset bit or toggles FIFO enable. Saving RBR before such a write cannot
+  // close the gap: QEMU can deliver the next byte between the save and the
+  // write, and Renode queues an unbounded number of bytes. Nothing is lost
+  // as is: QEMU with the FIFO off holds one byte in RBR and back-pressures the
+  // rest in the chardev (the same one byte at a time that FIFO mode with a
+  // trigger level of 1 gave), and Renode queues all bytes whatever FCR says.
   reg_write(uart, kRegMcr, kMcrDtrRts);
 }
 

@@ -13,7 +13,8 @@ typedef struct wand_uart_t {
   uint32_t line_errors;  // overrun/parity/framing/break seen in LSR
 } wand_uart_t;
 
-// Programs 8N1 at |baud| from |clock_hz| with FIFOs on and interrupts off.
+// Programs 8N1 at |baud| from |clock_hz| with interrupts off. Keeps every
+// byte received before the call (the FIFO control is left untouched).
 void wand_uart_init(wand_uart_t* uart, uintptr_t base, uint32_t clock_hz,
                     uint32_t baud);
 

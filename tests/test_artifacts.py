@@ -1,6 +1,21 @@
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 
-from wand_assets.artifacts import ArtifactStore, MissingArtifactError, atomic_path, write_bytes_atomic
+from wand_assets.artifacts import (
+    STALE_TEMP_AGE_S,
+    ArtifactStore,
+    MissingArtifactError,
+    _process_alive_since,
+    atomic_path,
+    is_stale_temp,
+    remove_stale_temps,
+    write_bytes_atomic,
+    writer_host,
+)
 
 
 def test_failed_write_leaves_no_file_behind(tmp_path):
@@ -33,3 +48,72 @@ def test_written_files_are_readable_by_others(tmp_path):
 def test_missing_upstream_says_what_to_materialize(tmp_path):
     with pytest.raises(MissingArtifactError, match="materialize"):
         ArtifactStore(tmp_path).stage("trained_model").current()
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from wand_assets.artifacts import atomic_dir, atomic_path
+
+with atomic_dir(Path(sys.argv[1]) / "entry") as out, atomic_path(Path(sys.argv[1]) / "current.json") as tmp:
+    (out / "model.vmfb").write_bytes(b"half")
+    tmp.write_text("{")
+    print("writing", flush=True)
+    sys.stdin.read()
+"""
+
+
+def _writer(folder):
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "writing\n"
+    return proc
+
+
+def test_temporaries_of_killed_writers_are_removed_and_a_live_writers_kept(tmp_path):
+    reaped, zombie, live = (_writer(tmp_path / name) for name in ("reaped", "zombie", "live"))
+    reaped.kill()
+    reaped.wait()
+    zombie.kill()  # not waited for: dead, but its PID still exists until its parent reaps it
+    time.sleep(0.5)
+    try:
+        removed = remove_stale_temps(tmp_path)
+        assert sorted(p.parent.name for p in removed) == ["reaped", "reaped", "zombie", "zombie"]
+        assert all(p.name.startswith((".entry.", ".current.json.")) for p in removed)
+        assert [p.parent.name for p in tmp_path.rglob("*.tmp")] == ["live", "live"]
+    finally:
+        live.communicate("", timeout=30)
+        zombie.wait()
+    assert (tmp_path / "live" / "entry" / "model.vmfb").read_bytes() == b"half"
+    assert list(tmp_path.rglob("*.tmp")) == []
+
+
+def test_temporaries_no_pid_check_can_judge_are_removed_only_when_untouched_for_a_day(tmp_path):
+    untagged = tmp_path / ".model.vmfb.ab12cd34.tmp"  # a name from before writer tags
+    untagged.write_bytes(b"x")
+    other_host = tmp_path / ".entry.w12345-0123456789.ab12cd34.tmp"
+    (other_host / "sub").mkdir(parents=True)
+    not_ours = tmp_path / "notes.tmp"
+    not_ours.write_text("a user's file")
+    assert remove_stale_temps(tmp_path) == []
+    time.sleep(0.05)
+    assert sorted(remove_stale_temps(tmp_path, max_age_s=0.01)) == sorted([untagged, other_host])
+    assert not_ours.exists()
+    assert STALE_TEMP_AGE_S >= 3600
+
+
+def test_a_reused_pid_does_not_keep_a_dead_writers_temporary(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert _process_alive_since(sleeper.pid, time.time())  # started before: may be the writer
+        assert not _process_alive_since(sleeper.pid, time.time() - 60)  # started after: the PID was reused
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not _process_alive_since(sleeper.pid, time.time())
+
+
+def test_temporary_names_carry_the_writer(tmp_path):
+    with atomic_path(tmp_path / "model.vmfb") as tmp:
+        assert tmp.name.startswith(f".model.vmfb.w{os.getpid()}-{writer_host()}.") and tmp.name.endswith(".tmp")
+        assert not is_stale_temp(tmp)
+        assert is_stale_temp(tmp, include_own=True)

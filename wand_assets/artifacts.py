@@ -5,6 +5,11 @@ hashes everything the output depends on (input hashes, configuration, code versi
 fingerprint directory already exists has nothing to do, which is what makes a re-run with nothing
 changed take seconds. ``current.json`` beside the fingerprint directories names the newest one, so a
 downstream stage finds its input without asking the orchestrator.
+
+Temporaries are named ``.<final name>.w<pid>-<writer host>.<random>.tmp``: a writer killed with SIGKILL
+cannot clean up after itself, and the name lets :func:`remove_stale_temps` (run at the start of every
+materialization) tell a dead writer's leftovers from a live writer's work in progress, even when several
+runs share one artifact root.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -46,12 +54,16 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _temp_prefix(final: Path) -> str:
+    return f".{final.name}.w{os.getpid()}-{writer_host()}."
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it into place only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -77,7 +89,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory beside ``final``; it becomes ``final`` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)
@@ -87,6 +99,129 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --- leftovers of killed writers -------------------------------------------------------------------
+
+# A temporary whose writer cannot be checked (it ran on another host sharing the root, or the name is from
+# before writer tags) is removed once nothing in it changed for this long.
+STALE_TEMP_AGE_S = 24 * 3600.0
+
+# mkstemp/mkdtemp add 8 characters from [a-z0-9_]; the writer tag is "w<pid>-<writer_host()>".
+_TAGGED_TEMP = re.compile(r"^\..+\.w(?P<pid>\d+)-(?P<host>[0-9a-f]{10})\.[a-z0-9_]{8}\.tmp$")
+_UNTAGGED_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # any temp of atomic_path/atomic_dir, old names too
+_PID_REUSE_SLACK_S = 2.0  # /proc/stat's boot time is whole seconds
+
+
+def writer_host() -> str:
+    """A short id of where this process's PID means something: host name + PID namespace.
+
+    Processes with the same id see the same PIDs, so only they check each other's PIDs: containers on one
+    host differ by their PID namespace even with the same host name (host names are assumed unique among
+    the machines that share an artifact root).
+    """
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:10]
+
+
+def _boot_time() -> float | None:
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _process_alive_since(pid: int, created_by: float) -> bool:
+    """Whether process ``pid`` exists, is not a zombie, and started no later than ``created_by``.
+
+    A process that started after the temporary was last changed cannot have written it: the writer died
+    and its PID was reused.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's live process
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # gone meanwhile, or no /proc (not Linux): keep the temp, to be safe
+    fields = stat.rsplit(")", 1)[1].split()  # the command name in (...) may contain spaces
+    if fields[0] in ("Z", "X"):  # zombie: dead, just not reaped by its parent yet
+        return False
+    boot = _boot_time()
+    if boot is None:
+        return True
+    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, starttime in clock ticks
+    return started <= created_by + _PID_REUSE_SLACK_S
+
+
+def _last_change(path: Path) -> float:
+    """Newest inode change time in ``path`` (ctime: unlike mtime, copy2/utime cannot set it back)."""
+    newest = path.lstat().st_ctime
+    if path.is_dir() and not path.is_symlink():
+        for dirpath, dirnames, filenames in os.walk(path):
+            for name in (*dirnames, *filenames):
+                with contextlib.suppress(OSError):
+                    newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_ctime)
+    return newest
+
+
+def is_stale_temp(
+    path: Path, *, max_age_s: float = STALE_TEMP_AGE_S, now: float | None = None, include_own: bool = False
+) -> bool:
+    """Whether ``path`` is an atomic-write temporary that no live writer will finish.
+
+    Tagged by a writer in this PID namespace: stale as soon as that process is gone (with
+    ``include_own``, also when the writer is this process: for a process that is about to exit).
+    Otherwise (another host, or an untagged name): stale only once nothing in it changed for ``max_age_s``.
+    """
+    name = path.name
+    try:
+        if (m := _TAGGED_TEMP.match(name)) and m["host"] == writer_host():
+            if include_own and int(m["pid"]) == os.getpid():
+                return True
+            # The temp's own ctime is no earlier than its creation, which its writer outlived.
+            return not _process_alive_since(int(m["pid"]), path.lstat().st_ctime)
+        if _TAGGED_TEMP.match(name) or _UNTAGGED_TEMP.match(name):
+            return (time.time() if now is None else now) - _last_change(path) > max_age_s
+    except FileNotFoundError:  # renamed into place or removed meanwhile
+        return False
+    return False
+
+
+def remove_stale_temps(
+    root: str | os.PathLike, *, max_age_s: float = STALE_TEMP_AGE_S, include_own: bool = False
+) -> list[Path]:
+    """Remove the temporaries of killed writers anywhere under ``root``; return what was removed.
+
+    Safe while other runs write into the same root: a temp whose writer is alive is never touched
+    (``include_own``: except this process's own, for a process that is about to exit).
+    """
+    root = Path(root)
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        for name in [n for n in dirnames if _UNTAGGED_TEMP.match(n)]:
+            dirnames.remove(name)  # a temp's contents go with it, or stay with their live writer
+            if is_stale_temp(here / name, max_age_s=max_age_s, include_own=include_own):
+                shutil.rmtree(here / name, ignore_errors=True)
+                removed.append(here / name)
+        for name in filenames:
+            if _UNTAGGED_TEMP.match(name) and is_stale_temp(here / name, max_age_s=max_age_s, include_own=include_own):
+                with contextlib.suppress(FileNotFoundError, PermissionError):
+                    (here / name).unlink()
+                    removed.append(here / name)
+    return removed
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,16 @@ The web UI does the same with "Materialize all" (a backfill); this is the comman
 README's main command and the end-to-end test use.
 """
 
+import contextlib
+import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
+import yaml
 
+from wand_assets.artifacts import remove_stale_temps
 from wand_assets.definitions import defs
 from wand_assets.targets import DEVICE_TARGETS, TARGETS
 
@@ -18,55 +24,177 @@ HOST_REFERENCE = ["host_evaluation"]
 PER_DEVICE_TARGET = ["firmware", "device_evaluation"]
 REPORT = ["evaluation_report"]
 
-
-def _all_assets() -> list:
-    return [*defs.assets, *defs.asset_checks]
+_INTERRUPTS = (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)
 
 
-def materialize_all(
-    *,
-    targets: Sequence[str] | None = None,
-    instance: dg.DagsterInstance | None = None,
-    op_config: dict[str, dg.Config] | None = None,
-    resources: dict | None = None,
-    log: Callable[[str], None] = print,
-    device_stages: bool = True,
-) -> list[dg.ExecuteInProcessResult]:
-    """Run every stage; raises on the first failed step or failed blocking check.
+@dataclass
+class Materialized:
+    asset: str
+    partition: str | None
+    metadata: dict  # the materialization's metadata, e.g. "path"
 
-    ``op_config`` maps asset names to their run configuration (e.g. a short training for tests).
-    ``device_stages=False`` stops after the host reference (no firmware build, no simulator).
-    """
+
+@dataclass
+class Stage:
+    """One ``dg.materialize`` of the chain, and what became of it."""
+
+    assets: list[str]
+    partition: str | None = None
+    status: str = "pending"  # pending | running | materialized | failed | interrupted | skipped
+    error: str = ""  # what failed: the exception's message on one line
+    step: str | None = None  # the step that was running when it failed or was interrupted
+    materialized: list[Materialized] = field(default_factory=list)
+    failed_checks: list[tuple[str, str, str]] = field(default_factory=list)  # (check, asset, its metadata)
+
+    @property
+    def label(self) -> str:
+        return ", ".join(self.assets) + (f" [{self.partition}]" if self.partition else "")
+
+    @property
+    def where(self) -> str:
+        """What failed or was interrupted: a failed check, else the running step (an asset), else the stage."""
+        suffix = f" [{self.partition}]" if self.partition else ""
+        if self.failed_checks:
+            return "; ".join(f"check {check} on {asset}" for check, asset, _ in self.failed_checks) + suffix
+        if self.step:
+            return self.step + suffix
+        return self.label
+
+
+def plan_stages(targets: Sequence[str] | None = None, *, device_stages: bool = True) -> list[Stage]:
+    """The chain of runs for ``targets`` (host is always added); device stages marked skipped if off."""
     targets = list(targets or TARGETS)
     if "host" not in targets:
         targets.insert(0, "host")  # host_evaluation needs the host reference
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise ValueError(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
+    stages = [Stage(UNPARTITIONED_HEAD)]
+    stages += [Stage(PER_TARGET, t) for t in targets]
+    stages.append(Stage(HOST_REFERENCE))
+    stages += [
+        Stage(PER_DEVICE_TARGET, t, status="pending" if device_stages else "skipped")
+        for t in targets
+        if t in DEVICE_TARGETS
+    ]
+    stages.append(Stage(REPORT))
+    return stages
+
+
+def _all_assets() -> list:
+    return [*defs.assets, *defs.asset_checks]
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _record_run(stage: Stage, instance: dg.DagsterInstance, tag: str) -> None:
+    """Fill in what the stage's run materialized and which step ran last, from the run's event log."""
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"wand/stage_run": tag}), limit=1)
+    if not runs:
+        return  # interrupted before Dagster created the run
+    kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_START, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    for entry in instance.all_logs(runs[0].run_id, of_type=kinds):
+        event = entry.dagster_event
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            stage.step = event.step_key
+        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            mat = event.event_specific_data.materialization
+            stage.materialized.append(Materialized(mat.asset_key.to_user_string(), mat.partition, dict(mat.metadata)))
+        elif not (check := event.event_specific_data).passed:
+            values = ", ".join(f"{k} {_short(getattr(v, 'value', v))}" for k, v in check.metadata.items())
+            stage.failed_checks.append((check.check_name, check.asset_key.to_user_string(), values))
+
+
+def materialize_all(
+    *,
+    targets: Sequence[str] | None = None,
+    instance: dg.DagsterInstance | None = None,
+    op_config: dict[str, dg.Config | dict] | None = None,
+    resources: dict | None = None,
+    log: Callable[[str], None] = print,
+    device_stages: bool = True,
+    progress: list[Stage] | None = None,
+) -> list[dg.ExecuteInProcessResult]:
+    """Run every stage; raises on the first failed step or failed blocking check.
+
+    ``op_config`` maps asset names to their run configuration (e.g. a short training for tests).
+    ``device_stages=False`` stops after the host reference (no firmware build, no simulator).
+    ``progress``, if given, receives the planned stages at once and follows each one's status, so a
+    caller still knows what ran, what failed and where after an exception or an interrupt.
+
+    First removes the temporaries that killed runs left under the artifact root (never a live run's).
+    """
+    stages = plan_stages(targets, device_stages=device_stages)
+    if progress is not None:
+        progress.extend(stages)
     merged_resources = {**defs.resources, **(resources or {})}
+    root = merged_resources["artifact_store"].store().root
+    if removed := remove_stale_temps(root):
+        log(f"removed {len(removed)} temporary file(s) left by killed runs under {root}")
+    instance = instance or dg.DagsterInstance.ephemeral()  # one instance for the chain: one history
     results = []
-
-    def run(selection: list[str], partition_key: str | None = None) -> None:
-        label = ", ".join(selection) + (f" [{partition_key}]" if partition_key else "")
-        log(f"materializing {label}")
-        results.append(
-            dg.materialize(
-                _all_assets(),
-                selection=selection,
-                partition_key=partition_key,
-                instance=instance,
-                run_config=dg.RunConfig(ops={k: v for k, v in (op_config or {}).items() if k in selection}),
-                resources=merged_resources,
-                tags={"wand/stage": label},
+    for stage in stages:
+        if stage.status == "skipped":
+            continue
+        log(f"materializing {stage.label}")
+        stage.status = "running"
+        tag = uuid.uuid4().hex
+        try:
+            results.append(
+                dg.materialize(
+                    _all_assets(),
+                    selection=stage.assets,
+                    partition_key=stage.partition,
+                    instance=instance,
+                    run_config=dg.RunConfig(ops={k: v for k, v in (op_config or {}).items() if k in stage.assets}),
+                    resources=merged_resources,
+                    tags={"wand/stage": stage.label, "wand/stage_run": tag},
+                )
             )
-        )
-
-    run(UNPARTITIONED_HEAD)
-    for target in targets:
-        run(PER_TARGET, partition_key=target)
-    run(HOST_REFERENCE)
-    if device_stages:
-        for target in (t for t in targets if t in DEVICE_TARGETS):
-            run(PER_DEVICE_TARGET, partition_key=target)
-    run(REPORT)
+        except BaseException as exc:
+            stage.status = "interrupted" if isinstance(exc, _INTERRUPTS) else "failed"
+            stage.error = " ".join(str(exc).split())[:240] or type(exc).__name__
+            with contextlib.suppress(Exception):  # never hide the exception behind a bookkeeping error
+                _record_run(stage, instance, tag)
+            raise
+        stage.status = "materialized"
+        _record_run(stage, instance, tag)
     return results
+
+
+def load_run_config(path: str | Path, resources: dict | None = None) -> tuple[dict[str, dict], dict]:
+    """A run-config YAML, as in the launchpad, for every run of the chain: ``(op_config, resources)``.
+
+    ``ops: {<asset>: {config: {...}}}`` configures assets; ``resources: {<name>: {config: {...}}}``
+    overrides fields of the code location's resources (or of ``resources``), keeping the others.
+    """
+    try:
+        doc = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not YAML: {exc}") from None
+    if not isinstance(doc, dict) or set(doc) - {"ops", "resources"}:
+        raise ValueError(f"{path}: expected only 'ops:' and 'resources:' sections")
+
+    def sections(kind: str, known) -> dict[str, dict]:
+        entries = doc.get(kind) or {}
+        if not isinstance(entries, dict):
+            raise ValueError(f"{path}: '{kind}:' must map names to {{config: {{...}}}}")
+        if unknown := sorted(set(entries) - set(known)):
+            raise ValueError(f"{path}: unknown {kind} {unknown}; known: {', '.join(sorted(known))}")
+        configs = {}
+        for name, body in entries.items():
+            config = (body or {}).get("config") if isinstance(body, dict) else None
+            if not isinstance(config if config is not None else {}, dict):
+                raise ValueError(f"{path}: {kind}.{name} must be {{config: {{field: value, ...}}}}")
+            configs[name] = config or {}
+        return configs
+
+    op_config = {name: {"config": config} for name, config in sections("ops", {key.to_user_string() for a in defs.assets for key in a.keys}).items()}
+    base = {**defs.resources, **(resources or {})}
+    built = {
+        name: type(base[name])(**{**base[name].model_dump(), **config})  # fields not given keep their values
+        for name, config in sections("resources", base).items()
+    }
+    return op_config, built

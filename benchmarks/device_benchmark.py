@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from wand_assets import iree_tools, simulators
-from wand_assets.artifacts import ArtifactStore
-from wand_assets.device_eval import evaluate_on_device
-from wand_assets.firmware_build import ELF_NAME
-from wand_assets.model import MODEL_IO, as_model_input
-from wand_assets.protocol import DeviceClient
-from wand_assets.targets import DEVICE_TARGETS, get_target
-from wand_assets.windows import WindowSet
+from wand_assets.compilation import iree_tools
+from wand_assets.compilation.iospec import MODEL_IO
+from wand_assets.core.artifacts import ArtifactStore
+from wand_assets.core.targets import DEVICE_TARGETS, get_target
+from wand_assets.data.windows import WindowSet
+from wand_assets.device import simulators
+from wand_assets.device.firmware_build import ELF_NAME
+from wand_assets.device.protocol import DeviceClient
+from wand_assets.device.session import evaluate_on_device
+from wand_assets.training.model import as_model_input
 
 SEED_INSTRUCTIONS_PER_PASS = 242_006  # Kenning's published Magic Wand pass on Springbok (RVV)
 

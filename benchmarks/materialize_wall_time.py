@@ -27,7 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from wand_assets.artifacts import ArtifactStore  # after sys.path: a plain module, no Dagster
+from wand_assets.core.artifacts import (
+    ArtifactStore,  # after sys.path: a plain module, no Dagster
+)
 
 ACCEPTED = {0: "every stage", 2: "host stages only (device stages skipped)"}
 

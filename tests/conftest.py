@@ -54,9 +54,9 @@ def writable_dataset(tmp_path, dataset_dir) -> Path:
 def quick_config() -> dict[str, dg.Config]:
     """Small enough to keep the suite quick; the accuracy floor is lowered to match (the default
     configuration's accuracy is measured by the benchmark, not here)."""
-    from wand_assets.defs.data import WindowsConfig
-    from wand_assets.defs.device import DeviceEvaluationConfig
-    from wand_assets.defs.training import TrainingConfig
+    from wand_assets.data.assets import WindowsConfig
+    from wand_assets.device.assets import DeviceEvaluationConfig
+    from wand_assets.training.assets import TrainingConfig
 
     return {
         "gesture_windows": WindowsConfig(shift_copies=1, noise_copies=1, time_warp_copies=2, amplitude_copies=2),
@@ -66,7 +66,9 @@ def quick_config() -> dict[str, dg.Config]:
 
 
 def pipeline_resources(root: Path, dataset_dir: Path, **overrides) -> dict:
-    from wand_assets.defs.resources import ArtifactStoreResource, DatasetSource, FirmwareToolchain, QualityGates
+    from wand_assets.core.resources import ArtifactStoreResource, QualityGates
+    from wand_assets.data.resources import DatasetSource
+    from wand_assets.device.resources import FirmwareToolchain
 
     return {
         "artifact_store": ArtifactStoreResource(root=str(root)),
@@ -90,7 +92,7 @@ def device_pipeline(tmp_path_factory, dataset_dir) -> Materialized:
 
     Read-only for the tests that use it: a test that materializes more works on `device_pipeline_copy`.
     """
-    from wand_assets.defs.pipeline import materialize_all
+    from wand_assets.pipeline import materialize_all
 
     root = tmp_path_factory.mktemp("device-pipeline")
     instance = dg.DagsterInstance.ephemeral()

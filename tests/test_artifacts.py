@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from wand_assets.artifacts import (
+from wand_assets.core.artifacts import (
     STALE_TEMP_AGE_S,
     ArtifactStore,
     MissingArtifactError,
@@ -53,7 +53,7 @@ def test_missing_upstream_says_what_to_materialize(tmp_path):
 WRITER = """
 import sys
 from pathlib import Path
-from wand_assets.artifacts import atomic_dir, atomic_path
+from wand_assets.core.artifacts import atomic_dir, atomic_path
 
 with atomic_dir(Path(sys.argv[1]) / "entry") as out, atomic_path(Path(sys.argv[1]) / "current.json") as tmp:
     (out / "model.vmfb").write_bytes(b"half")

@@ -3,10 +3,10 @@ import os
 
 import dagster as dg
 
-from wand_assets.defs.automation import dataset_source_changed, nightly_device_evaluation
-from wand_assets.defs.resources import DatasetSource
+from wand_assets.automation import dataset_source_changed, nightly_device_evaluation
+from wand_assets.core.targets import DEVICE_TARGETS
+from wand_assets.data.resources import DatasetSource
 from wand_assets.definitions import defs
-from wand_assets.targets import DEVICE_TARGETS
 
 
 def evaluate_sensor(cursor, folder):

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from conftest import quick_config
 
-from wand_assets.targets import DEVICE_TARGETS, TARGETS
+from wand_assets.core.targets import DEVICE_TARGETS, TARGETS
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "wand_assets", "materialize"]
@@ -134,7 +134,7 @@ def test_ctrl_c_prints_one_line_naming_the_stage_and_keeps_nothing_half_written(
 WRITER = """
 import sys
 from pathlib import Path
-from wand_assets.artifacts import ArtifactStore, atomic_path
+from wand_assets.core.artifacts import ArtifactStore, atomic_path
 
 stage = ArtifactStore(Path(sys.argv[1])).stage("compiled_model", "rv32imf")
 with stage.produce(sys.argv[2]) as out:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from wand_assets import dataset
-from wand_assets.dataset import DatasetError, acquire
+from wand_assets.data import dataset
+from wand_assets.data.dataset import DatasetError, acquire
 
 
 def make_archive(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> str:

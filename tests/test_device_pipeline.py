@@ -11,14 +11,14 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import DEVICE_WINDOWS, pipeline_resources, quick_config
-from wand_assets import firmware_build
-from wand_assets.artifacts import ArtifactStore
-from wand_assets.defs.automation import nightly_device_evaluation
-from wand_assets.defs.resources import QualityGates
+
+from wand_assets.automation import nightly_device_evaluation
+from wand_assets.core.artifacts import ArtifactStore
+from wand_assets.core.resources import QualityGates
+from wand_assets.core.targets import DEVICE_TARGETS
 from wand_assets.definitions import defs
-from wand_assets.targets import DEVICE_TARGETS
+from wand_assets.device import firmware_build
 
 pytestmark = pytest.mark.slow
 

@@ -11,10 +11,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from wand_assets import qemu
-from wand_assets.firmware_build import build_firmware
-from wand_assets.model import MODEL_IO
-from wand_assets.protocol import (
+from wand_assets.compilation.iospec import MODEL_IO
+from wand_assets.core.targets import DEVICE_TARGETS, get_target
+from wand_assets.device import qemu
+from wand_assets.device.firmware_build import build_firmware
+from wand_assets.device.protocol import (
     MAX_MESSAGE_SIZE,
     DeviceClient,
     FrameParser,
@@ -22,7 +23,6 @@ from wand_assets.protocol import (
     RequestFailed,
     encode,
 )
-from wand_assets.targets import DEVICE_TARGETS, get_target
 
 pytestmark = [
     pytest.mark.slow,

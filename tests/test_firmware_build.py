@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from wand_assets.firmware_build import (
+from wand_assets.core.procs import ToolError, run_tool
+from wand_assets.core.targets import DEVICE_TARGETS
+from wand_assets.device.firmware_build import (
     FIRMWARE_DIR,
     IREE_SOURCE_VERSION,
     IreeSourceError,
@@ -19,8 +21,6 @@ from wand_assets.firmware_build import (
     check_iree_source,
     find_cmake,
 )
-from wand_assets.procs import ToolError, run_tool
-from wand_assets.targets import DEVICE_TARGETS
 
 needs_toolchain = pytest.mark.skipif(
     shutil.which("riscv64-unknown-elf-gcc") is None,
@@ -109,7 +109,7 @@ def test_full_build_without_iree_source_fails_before_cmake(tmp_path):
 @needs_toolchain
 def test_cmake_itself_names_iree_source_dir_and_version(tmp_path):
     """Users calling CMake directly get the same clear error (no Python pre-check involved)."""
-    from wand_assets.targets import get_target
+    from wand_assets.core.targets import get_target
 
     t = get_target(DEVICE_TARGETS[0])
     tree = fake_iree_tree(tmp_path / "iree", "3.10.0.dev")
@@ -129,7 +129,7 @@ def test_find_cmake_returns_a_new_enough_cmake():
 
 
 def test_resolve_iree_source_uses_the_environment(tmp_path, monkeypatch):
-    from wand_assets.firmware_build import resolve_iree_source
+    from wand_assets.device.firmware_build import resolve_iree_source
 
     monkeypatch.setenv("IREE_SOURCE_DIR", str(tmp_path))
     assert resolve_iree_source() == tmp_path

@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from wand_assets.firmware_build import FIRMWARE_DIR
-from wand_assets.procs import run_tool
+from wand_assets.core.procs import run_tool
+from wand_assets.device.firmware_build import FIRMWARE_DIR
 
 SOURCES = [
     FIRMWARE_DIR / "fuzz" / "frame_fuzzer.c",

@@ -1,7 +1,13 @@
 import pytest
 
-from wand_assets.model import MODEL_IO
-from wand_assets.iospec import IOSPEC_SIZE, IOSpecError, ModelIOSpec, TensorSpec, unpack
+from wand_assets.compilation.iospec import (
+    IOSPEC_SIZE,
+    MODEL_IO,
+    IOSpecError,
+    ModelIOSpec,
+    TensorSpec,
+    unpack,
+)
 
 
 def test_magic_wand_iospec_matches_the_seeds_layout():

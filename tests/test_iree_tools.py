@@ -1,8 +1,8 @@
 import pytest
 
-from wand_assets import iree_tools
-from wand_assets.procs import ToolError
-from wand_assets.targets import get_target
+from wand_assets.compilation import iree_tools
+from wand_assets.core.procs import ToolError
+from wand_assets.core.targets import get_target
 
 
 def test_compiler_is_the_pinned_version():

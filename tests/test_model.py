@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from wand_assets.model import EXPECTED_PARAMETERS, INPUT_SHAPE, TrainingConfig, as_model_input, build_cnn, train
-from wand_assets.windows import WindowSet
+from wand_assets.data.windows import WindowSet
+from wand_assets.training.model import (
+    EXPECTED_PARAMETERS,
+    INPUT_SHAPE,
+    TrainingConfig,
+    as_model_input,
+    build_cnn,
+    train,
+)
 
 
 def test_cnn_has_exactly_the_seeds_4300_parameters():
@@ -37,17 +44,24 @@ def overfitting_windows() -> WindowSet:
 
 
 @pytest.mark.slow
-def test_training_keeps_the_epoch_with_the_lowest_validation_loss_and_stops_early(tmp_path):
+@pytest.mark.parametrize(("monitor", "best"), [("val_loss", np.argmin), ("val_accuracy", np.argmax)])
+def test_training_keeps_the_best_validation_epoch_and_stops_early(tmp_path, monitor, best):
     import keras
 
     windows = overfitting_windows()
-    config = TrainingConfig(epochs=25, batch_size=32, learning_rate=1e-2, early_stopping_patience=3)
+    config = TrainingConfig(epochs=25, batch_size=32, learning_rate=1e-2, monitor=monitor, early_stopping_patience=3)
     result = train(windows, config, tmp_path / "model.keras", log=lambda _: None)
-    val_loss = result.history["val_loss"]
-    assert result.stopped_early and len(val_loss) < config.epochs
-    assert result.best_epoch == int(np.argmin(val_loss)) + 1 < len(val_loss)
+    scores = result.history[monitor]
+    assert result.stopped_early and len(scores) < config.epochs
+    assert result.best_epoch == int(best(scores)) + 1 < len(scores)
     valid = windows.select("validation")
     saved = keras.models.load_model(tmp_path / "model.keras")
-    loss = saved.evaluate(as_model_input(valid.x), valid.y, batch_size=32, verbose=0, return_dict=True)["loss"]
-    assert loss == pytest.approx(min(val_loss), rel=1e-4)
-    assert loss < val_loss[-1]
+    measured = saved.evaluate(as_model_input(valid.x), valid.y, batch_size=32, verbose=0, return_dict=True)
+    assert measured[monitor.removeprefix("val_")] == pytest.approx(scores[result.best_epoch - 1], rel=1e-4)
+    if monitor == "val_loss":  # continuous, so the last epoch's value differs: the weights were really restored
+        assert measured["loss"] != pytest.approx(scores[-1], rel=1e-4)
+
+
+def test_an_unknown_monitor_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="val_accuracy, val_loss"):
+        train(overfitting_windows(), TrainingConfig(epochs=1, monitor="accuracy"), tmp_path / "m.keras", log=lambda _: None)

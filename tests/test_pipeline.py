@@ -4,13 +4,13 @@ import json
 
 import dagster as dg
 import pytest
-
 from conftest import pipeline_resources, quick_config
-from wand_assets.artifacts import ArtifactStore
-from wand_assets.defs.pipeline import materialize_all
-from wand_assets.defs.resources import QualityGates
-from wand_assets.iospec import unpack
-from wand_assets.targets import TARGETS
+
+from wand_assets.compilation.iospec import unpack
+from wand_assets.core.artifacts import ArtifactStore
+from wand_assets.core.resources import QualityGates
+from wand_assets.core.targets import TARGETS
+from wand_assets.pipeline import materialize_all
 
 pytestmark = pytest.mark.slow
 

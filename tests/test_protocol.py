@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wand_assets.protocol import (
+from wand_assets.device.protocol import (
     HEADER_SIZE,
     MAX_MESSAGE_SIZE,
     MAX_PAYLOAD,

@@ -1,4 +1,10 @@
-from wand_assets.recordings import ParseReport, parse_file, parse_tree, person_of, recordings_per_class
+from wand_assets.data.recordings import (
+    ParseReport,
+    parse_file,
+    parse_tree,
+    person_of,
+    recordings_per_class,
+)
 
 CAPTURE = (
     b"Script started on Thu Jul 25 11:26:08 2019\r\n"

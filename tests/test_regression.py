@@ -1,4 +1,4 @@
-from wand_assets.regression import Tolerances, find_regressions
+from wand_assets.device.regression import Tolerances, find_regressions
 
 BASE = {"accuracy": 0.91, "instructions": 80_000}
 

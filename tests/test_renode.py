@@ -6,8 +6,8 @@ import struct
 import numpy as np
 import pytest
 
-from wand_assets import renode, renode_stats, simulators
-from wand_assets.targets import DEVICE_TARGETS, get_target
+from wand_assets.core.targets import DEVICE_TARGETS, get_target
+from wand_assets.device import renode, renode_stats, simulators
 
 # --- board and setup -------------------------------------------------------------------------------
 

@@ -13,13 +13,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import DEVICE_WINDOWS, pipeline_resources, quick_config
-from wand_assets import firmware_build, renode, simulators
-from wand_assets.artifacts import ArtifactStore
-from wand_assets.defs.resources import SimulatorResource
+
+from wand_assets.core.artifacts import ArtifactStore
+from wand_assets.core.targets import DEVICE_TARGETS, get_target
 from wand_assets.definitions import defs
-from wand_assets.targets import DEVICE_TARGETS, get_target
+from wand_assets.device import firmware_build, renode, simulators
+from wand_assets.device.resources import SimulatorResource
 
 pytestmark = pytest.mark.slow
 

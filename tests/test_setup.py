@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from wand_assets.firmware_build import IREE_SOURCE_COMMIT, IREE_SOURCE_VERSION, check_iree_source
-from wand_assets.renode import renode_environment
+from wand_assets.device.firmware_build import (
+    IREE_SOURCE_COMMIT,
+    IREE_SOURCE_VERSION,
+    check_iree_source,
+)
+from wand_assets.device.renode import renode_environment
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "fetch_upstream.sh"

@@ -1,6 +1,6 @@
 import pytest
 
-from wand_assets.targets import DEVICE_TARGETS, TARGETS, get_target
+from wand_assets.core.targets import DEVICE_TARGETS, TARGETS, get_target
 
 
 def test_device_targets_are_the_rv32_variants():

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-
 from test_web_ui import REPO, _free_port, _stop
-from wand_assets.defs.resources import DatasetSource
+
+from wand_assets.data.resources import DatasetSource
 from wand_assets.definitions import defs
 
 pytestmark = pytest.mark.slow

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from wand_assets.recordings import Recording, parse_tree
-from wand_assets.windows import (
+from wand_assets.data.recordings import Recording, parse_tree
+from wand_assets.data.windows import (
     SPLIT_OF_GROUP,
     SplitError,
     WindowingConfig,

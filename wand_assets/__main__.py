@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 def _materialize(args, progress: list, where: dict) -> tuple[list[str], int]:
     import dagster as dg
 
-    from wand_assets.defs.pipeline import load_run_config, materialize_all, plan_stages
+    from wand_assets.pipeline import load_run_config, materialize_all, plan_stages
 
     try:
         op_config, resources = load_run_config(args.config) if args.config else ({}, {})
@@ -235,7 +235,7 @@ def _interrupted(progress: list, root: Path | None, latch: _SignalLatch, stream)
     signum = latch.signum or signal.SIGINT
     kept = ""
     if root is not None:
-        from wand_assets.artifacts import remove_stale_temps
+        from wand_assets.core.artifacts import remove_stale_temps
 
         remove_stale_temps(root, include_own=True)  # normally already gone: atomic writes clean up
         kept = "; nothing half-written was kept"

@@ -1,15 +1,16 @@
-"""The wand code location: assembles assets, checks, resources, jobs and automation. Stages live in ``wand_assets.defs``."""
+"""The wand code location: assembles assets, checks, resources, jobs and automation. Each stage lives in its folder (``wand_assets/<stage>/assets.py``)."""
 
 import dagster as dg
 
-from wand_assets.defs import automation, compilation, data, device, report, training
-from wand_assets.defs.resources import (
-    ArtifactStoreResource,
-    DatasetSource,
-    FirmwareToolchain,
-    QualityGates,
-    SimulatorResource,
-)
+from wand_assets import automation
+from wand_assets.compilation import assets as compilation
+from wand_assets.core.resources import ArtifactStoreResource, QualityGates
+from wand_assets.data import assets as data
+from wand_assets.data.resources import DatasetSource
+from wand_assets.device import assets as device
+from wand_assets.device.resources import FirmwareToolchain, SimulatorResource
+from wand_assets.report import assets as report
+from wand_assets.training import assets as training
 
 defs = dg.Definitions(
     assets=[

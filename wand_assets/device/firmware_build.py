@@ -1,7 +1,7 @@
 """Build the bare-metal firmware (``firmware/``) for one device target: CMake + Debian's
 riscv64-unknown-elf GCC + picolibc + the IREE runtime from an IREE source tree.
 
-Plain Python (no Dagster). The ISA, ABI and vector switch come from :mod:`wand_assets.targets`;
+Plain Python (no Dagster). The ISA, ABI and vector switch come from :mod:`wand_assets.core.targets`;
 this module passes them to CMake as cache variables and never spells them itself.
 """
 
@@ -18,15 +18,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from wand_assets.artifacts import atomic_path, sha256_file
-from wand_assets.procs import ToolError, run_tool
-from wand_assets.targets import Target, get_target
+from wand_assets.core.artifacts import atomic_path, sha256_file
+from wand_assets.core.procs import ToolError, run_tool
+from wand_assets.core.targets import Target, get_target
 
 IREE_SOURCE_VERSION = "3.11.0"  # must equal the pinned iree-base-compiler / iree-base-runtime
 IREE_SOURCE_COMMIT = "e4a3b0405d7d23554da26403658d0e8c3c5ecf25"  # tag v3.11.0; scripts/fetch_upstream.sh reads both
 MIN_CMAKE_VERSION = (3, 26)
 TOOLCHAIN_PREFIX = "riscv64-unknown-elf-"
-FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware"
+FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 ELF_NAME = "wand_firmware.elf"
 BUILD_LOG_NAME = "build.log"
 _IREE_SUBMODULES = ("third_party/flatcc/include/flatcc", "third_party/printf/src")

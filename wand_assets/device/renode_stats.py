@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wand_assets import plots
+from wand_assets.core import plots
 
 ENTRY_HEAD = struct.Struct("<qdB")  # real time, virtual time (ms), type
 INSTRUCTION, MEMORY, PERIPHERAL, EXCEPTION = 0, 1, 2, 3
@@ -307,7 +307,7 @@ def request_windows(marks: list[dict]) -> dict[str, list[float]]:
 
 
 def renode_statistics(session) -> dict:
-    """Everything Renode-only about a finished :class:`wand_assets.renode.RenodeSession`."""
+    """Everything Renode-only about a finished :class:`wand_assets.device.renode.RenodeSession`."""
     start, finish = session.loop_start or {}, session.finish or {}
     cpu_name = session.plan.cpu.split(".")[-1]
     counters = {cpu_name: opcode_diff(start.get("opcodes", {}), finish.get("opcodes", {}))} if start else {}

@@ -13,9 +13,9 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from wand_assets.artifacts import remove_stale_temps
+from wand_assets.core.artifacts import remove_stale_temps
+from wand_assets.core.targets import DEVICE_TARGETS, TARGETS
 from wand_assets.definitions import defs
-from wand_assets.targets import DEVICE_TARGETS, TARGETS
 
 # Stages in order; partitioned stages run once per selected target.
 UNPARTITIONED_HEAD = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir"]

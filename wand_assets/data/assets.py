@@ -7,10 +7,12 @@ from dataclasses import asdict
 import dagster as dg
 import numpy as np
 
-from wand_assets import dataset, plots, recordings, windows
-from wand_assets.artifacts import fingerprint, sha256_file, write_json_atomic
-from wand_assets.defs.common import file_metadata, table
-from wand_assets.defs.resources import ArtifactStoreResource, DatasetSource
+from wand_assets.core import plots
+from wand_assets.core.artifacts import fingerprint, sha256_file, write_json_atomic
+from wand_assets.core.metadata import file_metadata, table
+from wand_assets.core.resources import ArtifactStoreResource
+from wand_assets.data import dataset, recordings, windows
+from wand_assets.data.resources import DatasetSource
 
 ARCHIVE_CODE_VERSION = "1"
 

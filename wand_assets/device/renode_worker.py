@@ -1,6 +1,6 @@
-"""The process that owns Renode (pyrenode3 + mono). Started by :func:`wand_assets.renode.start_renode`.
+"""The process that owns Renode (pyrenode3 + mono). Started by :func:`wand_assets.device.renode.start_renode`.
 
-Usage: ``python -m wand_assets.renode_worker PLAN.json``. Requests arrive as JSON lines on stdin,
+Usage: ``python -m wand_assets.device.renode_worker PLAN.json``. Requests arrive as JSON lines on stdin,
 answers leave as JSON lines on the original stdout (Renode's own console output is sent to stderr).
 End of stdin means "tear down now". Teardown order matters: pause, ``Emulation().clear()`` (this
 disposes the pty terminals and flushes the profiler), only then close our side of the ptys, then
@@ -53,7 +53,7 @@ class Worker:
         return out
 
     def start(self) -> dict:
-        from wand_assets.renode import setup_commands
+        from wand_assets.device.renode import setup_commands
 
         plan = self.plan
         for command in setup_commands(plan):
@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
         channel.write(json.dumps(message) + "\n")
         channel.flush()
 
-    from wand_assets.renode import Plan
+    from wand_assets.device.renode import Plan
 
     plan = Plan.load(Path(argv[1]))
     worker = None

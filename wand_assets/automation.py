@@ -9,11 +9,11 @@ walks the same chain synchronously.
 
 import dagster as dg
 
-from wand_assets.defs.common import target_partitions
-from wand_assets.defs.device import device_partitions
-from wand_assets.defs.resources import DatasetSource
-from wand_assets.source_watch import source_fingerprint
-from wand_assets.targets import DEVICE_TARGETS
+from wand_assets.core.metadata import target_partitions
+from wand_assets.core.targets import DEVICE_TARGETS
+from wand_assets.data.resources import DatasetSource
+from wand_assets.data.source_watch import source_fingerprint
+from wand_assets.device.assets import device_partitions
 
 HEAD = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir"]
 

@@ -9,8 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from wand_assets.iree_tools import EXPORTED_FUNCTION
-from wand_assets.model import as_model_input
+from wand_assets.compilation.iree_tools import EXPORTED_FUNCTION
+from wand_assets.training.model import as_model_input
 
 
 def run_vmfb(

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from wand_assets._official_manifest import OFFICIAL_FILE_SHA256
-from wand_assets.artifacts import sha256_file
+from wand_assets.core.artifacts import sha256_file
+from wand_assets.data.official_manifest import OFFICIAL_FILE_SHA256
 
 OFFICIAL_URL = "http://download.tensorflow.org/models/tflite/magic_wand/data.tar.gz"
 OFFICIAL_SHA1 = "5f130f7a65db62e17e7de62d635ab7ae0f929047"

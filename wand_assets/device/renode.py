@@ -1,6 +1,6 @@
 """Booting a firmware ELF in Renode (through pyrenode3) with its UART on a local pty.
 
-Renode runs in a worker process (:mod:`wand_assets.renode_worker`) that owns the mono runtime: mono
+Renode runs in a worker process (:mod:`wand_assets.device.renode_worker`) that owns the mono runtime: mono
 must not be loaded twice in, or torn down from, a long-lived process such as Dagster's, and a
 separate process group is the only teardown that is guaranteed. The worker gets a :class:`Plan`
 (JSON), runs the monitor commands of :func:`setup_commands`, starts the machine and answers small
@@ -10,7 +10,7 @@ pyrenode3.
 Two ways to describe the board:
 
 - the wand board (default): ``renode/wand.resc`` with the platform rendered from
-  ``renode/wand_board.repl.in`` for one :class:`~wand_assets.targets.Target` (CPU type, VLEN, ELEN
+  ``renode/wand_board.repl.in`` for one :class:`~wand_assets.core.targets.Target` (CPU type, VLEN, ELEN
   from the registry), the protocol UART and the log UART on ptys created here;
 - the seed's own setup: any ``.resc`` plus dependency files (each exposed as a monitor variable
   named after the file, Kenning's convention: :func:`monitor_variable_name`), extra monitor commands,
@@ -33,11 +33,12 @@ from pathlib import Path
 from string import Template
 from typing import Callable, Iterator
 
-from wand_assets.procs import kill_process_group
-from wand_assets.qemu import READY_LINE, SimulatorError
-from wand_assets.targets import Target
+from wand_assets.core.procs import kill_process_group
+from wand_assets.core.targets import Target
+from wand_assets.device.qemu import READY_LINE, SimulatorError
 
-RENODE_DIR = Path(__file__).resolve().parents[1] / "renode"
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]  # the folder that holds wand_assets/
+RENODE_DIR = PACKAGE_PARENT / "renode"
 BOARD_TEMPLATE = RENODE_DIR / "wand_board.repl.in"
 BOARD_SCRIPT = RENODE_DIR / "wand.resc"
 BOARD_FILE_NAME = "wand_board.repl"  # -> monitor variable $wand_board_repl, used by wand.resc
@@ -231,13 +232,13 @@ class _Worker:
         self.stderr_path = stderr_path
         with open(stderr_path, "wb") as stderr:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "wand_assets.renode_worker", str(plan_path)],
+                [sys.executable, "-m", "wand_assets.device.renode_worker", str(plan_path)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
                 start_new_session=True,
                 env=env,
-                cwd=str(Path(__file__).resolve().parents[1]),
+                cwd=str(PACKAGE_PARENT),
             )
         self._lines: list[dict] = []
         self._cv = threading.Condition()
@@ -348,7 +349,7 @@ class RenodeSession:
     """A running Renode with a connected UART. Use :func:`start_renode`; teardown is guaranteed there.
 
     After the ``with`` block ``statistics`` holds the Renode-only measurements (see
-    :func:`wand_assets.renode_stats.renode_statistics`).
+    :func:`wand_assets.device.renode_stats.renode_statistics`).
     """
 
     worker: _Worker
@@ -457,7 +458,7 @@ def start_renode(
     log(f"starting Renode worker ({version}): {plan.resc} with {', '.join('$' + k for k in plan.variables)}")
     env = dict(os.environ)
     env.pop("PYTHONSTARTUP", None)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
     started = time.monotonic()
     worker = _Worker(plan_path, workdir / "renode_worker.stderr", env)
     session = RenodeSession(worker, plan, version)
@@ -480,6 +481,6 @@ def start_renode(
                 uart.close()
         session.wall_seconds = time.monotonic() - started
     if session.finish is not None:
-        from wand_assets import renode_stats
+        from wand_assets.device import renode_stats
 
         session.statistics = renode_stats.renode_statistics(session)

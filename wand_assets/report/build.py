@@ -8,11 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wand_assets import plots, renode_stats
-from wand_assets.artifacts import ArtifactStore, MissingArtifactError, sha256_file
-from wand_assets.dataset import CLASSES
-from wand_assets.report import Figure, Heading, Paragraph, Report, Table
-from wand_assets.targets import DEVICE_TARGETS, TARGETS
+from wand_assets.core import plots
+from wand_assets.core.artifacts import ArtifactStore, MissingArtifactError, sha256_file
+from wand_assets.core.targets import DEVICE_TARGETS, TARGETS
+from wand_assets.data.dataset import CLASSES
+from wand_assets.device import renode_stats
+from wand_assets.report.document import (
+    Figure,
+    Heading,
+    Paragraph,
+    Report,
+    Table,
+)
 
 
 def _json(path: Path) -> dict:

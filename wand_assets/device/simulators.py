@@ -13,8 +13,8 @@ import contextlib
 from pathlib import Path
 from typing import Callable, Iterator
 
-from wand_assets import qemu, renode
-from wand_assets.targets import Target
+from wand_assets.core.targets import Target
+from wand_assets.device import qemu, renode
 
 BACKENDS = ("qemu", "renode")
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from wand_assets.artifacts import sha256_file
-from wand_assets.targets import TARGETS
+from wand_assets.core.artifacts import sha256_file
+from wand_assets.core.targets import TARGETS
 
 target_partitions = dg.StaticPartitionsDefinition(list(TARGETS))
 

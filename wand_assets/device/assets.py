@@ -11,24 +11,31 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from wand_assets import firmware_build, plots, renode_stats
-from wand_assets.artifacts import fingerprint, sha256_file, sha256_tree, write_json_atomic
-from wand_assets.dataset import CLASSES
-from wand_assets.defs.common import file_metadata, table
-from wand_assets.defs.compilation import compiled_model, host_evaluation
-from wand_assets.defs.data import gesture_windows
-from wand_assets.defs.resources import ArtifactStoreResource, FirmwareToolchain, QualityGates, SimulatorResource
-from wand_assets.device_eval import evaluate_on_device
-from wand_assets.metrics import classification_metrics
-from wand_assets.model import MODEL_IO, as_model_input
-from wand_assets.protocol import DeviceClient
-from wand_assets.regression import Tolerances, find_regressions
-from wand_assets.targets import DEVICE_TARGETS, get_target
-from wand_assets.windows import WindowSet
+from wand_assets.compilation.assets import compiled_model, host_evaluation
+from wand_assets.compilation.iospec import MODEL_IO
+from wand_assets.core import plots
+from wand_assets.core.artifacts import (
+    fingerprint,
+    sha256_file,
+    sha256_tree,
+    write_json_atomic,
+)
+from wand_assets.core.metadata import file_metadata, table
+from wand_assets.core.metrics import classification_metrics
+from wand_assets.core.resources import ArtifactStoreResource, QualityGates
+from wand_assets.core.targets import DEVICE_TARGETS, get_target
+from wand_assets.data.assets import gesture_windows
+from wand_assets.data.dataset import CLASSES
+from wand_assets.data.windows import WindowSet
+from wand_assets.device import firmware_build, renode_stats
+from wand_assets.device.protocol import DeviceClient
+from wand_assets.device.regression import Tolerances, find_regressions
+from wand_assets.device.resources import FirmwareToolchain, SimulatorResource
+from wand_assets.device.session import evaluate_on_device
+from wand_assets.training.model import as_model_input
 
 FIRMWARE_CODE_VERSION = "1"
 DEVICE_EVAL_CODE_VERSION = "1"
-FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 
 device_partitions = dg.StaticPartitionsDefinition(DEVICE_TARGETS)
 
@@ -54,7 +61,7 @@ def firmware(
     iree = firmware_build.check_iree_source(toolchain.iree_source())
     stage = artifact_store.store().stage("firmware", target.name)
     fp = fingerprint(
-        sha256_tree(FIRMWARE_DIR), asdict(target), iree.version, iree.commit, firmware_build.toolchain_versions(), FIRMWARE_CODE_VERSION
+        sha256_tree(firmware_build.FIRMWARE_DIR), asdict(target), iree.version, iree.commit, firmware_build.toolchain_versions(), FIRMWARE_CODE_VERSION
     )
     if (entry := stage.cached(fp)) is None:
         build_dir = toolchain.build_dir(target.name)

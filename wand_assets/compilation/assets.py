@@ -11,17 +11,24 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from wand_assets import host_runtime, iree_tools, plots
-from wand_assets.artifacts import fingerprint, sha256_file, write_bytes_atomic, write_json_atomic
-from wand_assets.dataset import CLASSES
-from wand_assets.defs.common import file_metadata, table, target_partitions
-from wand_assets.defs.data import gesture_windows
-from wand_assets.defs.resources import ArtifactStoreResource, QualityGates
-from wand_assets.defs.training import trained_model
-from wand_assets.metrics import classification_metrics
-from wand_assets.model import INPUT_SHAPE, MODEL_IO, load_model, predict
-from wand_assets.targets import get_target
-from wand_assets.windows import WindowSet
+from wand_assets.compilation import host_runtime, iree_tools
+from wand_assets.compilation.iospec import MODEL_IO
+from wand_assets.core import plots
+from wand_assets.core.artifacts import (
+    fingerprint,
+    sha256_file,
+    write_bytes_atomic,
+    write_json_atomic,
+)
+from wand_assets.core.metadata import file_metadata, table, target_partitions
+from wand_assets.core.metrics import classification_metrics
+from wand_assets.core.resources import ArtifactStoreResource, QualityGates
+from wand_assets.core.targets import get_target
+from wand_assets.data.assets import gesture_windows
+from wand_assets.data.dataset import CLASSES
+from wand_assets.data.windows import WindowSet
+from wand_assets.training.assets import trained_model
+from wand_assets.training.model import INPUT_SHAPE, load_model, predict
 
 MLIR_CODE_VERSION = "1"
 COMPILE_CODE_VERSION = "1"

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wand_assets.dataset import CLASSES
-from wand_assets.recordings import Recording
+from wand_assets.data.dataset import CLASSES
+from wand_assets.data.recordings import Recording
 
 WINDOW = 128
 CHANNELS = 3

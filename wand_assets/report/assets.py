@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from wand_assets.evaluation_report import build_report
-from wand_assets.artifacts import fingerprint, sha256_file, write_bytes_atomic
-from wand_assets.defs.common import file_metadata
-from wand_assets.defs.compilation import host_evaluation
-from wand_assets.defs.device import device_evaluation
-from wand_assets.defs.resources import ArtifactStoreResource
+from wand_assets.compilation.assets import host_evaluation
+from wand_assets.core.artifacts import fingerprint, sha256_file, write_bytes_atomic
+from wand_assets.core.metadata import file_metadata
+from wand_assets.core.resources import ArtifactStoreResource
+from wand_assets.device.assets import device_evaluation
+from wand_assets.report.build import build_report
 
 REPORT_CODE_VERSION = "1"
 

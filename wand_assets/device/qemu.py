@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from wand_assets.procs import kill_process_group
-from wand_assets.targets import Target
+from wand_assets.core.procs import kill_process_group
+from wand_assets.core.targets import Target
 
 READY_LINE = "Runtime started"
 _WAITING = re.compile(r"waiting for connection on: \S*tcp:127\.0\.0\.1:(\d+)")

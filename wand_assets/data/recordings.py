@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wand_assets.dataset import CLASSES
+from wand_assets.data.dataset import CLASSES
 
 _ANSI = re.compile(rb"\x1b(\[[0-9;?]*[ -/]*[@-~]|[()][0-9A-Za-z]|[=>78]|\][^\x07]*\x07)")
 _NUMBER = r"-?\d+(?:\.\d+)?"

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wand_assets.data.dataset import CLASSES
+from wand_assets.training.model import INPUT_NAME, INPUT_SHAPE, OUTPUT_NAME
+
 MAX_INPUTS = 2
 MAX_INPUT_DIMS = 4
 MAX_OUTPUTS = 12
@@ -134,3 +137,11 @@ def unpack(payload: bytes) -> dict:
         "entry_func": v[30].rstrip(b"\0").decode(),
         "model_name": v[31].rstrip(b"\0").decode(),
     }
+
+
+# What the device is told about the model (Kenning's I/O spec): one float32 window in, 4 scores out.
+MODEL_IO = ModelIOSpec(
+    inputs=(TensorSpec(INPUT_NAME, INPUT_SHAPE, "float32"),),
+    outputs=(TensorSpec(OUTPUT_NAME, (1, len(CLASSES)), "float32"),),
+    class_names=CLASSES,
+)

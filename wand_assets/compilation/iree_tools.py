@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from wand_assets.model import INPUT_SHAPE
-from wand_assets.procs import run_tool
-from wand_assets.targets import Target
+from wand_assets.core.procs import run_tool
+from wand_assets.core.targets import Target
+from wand_assets.training.model import INPUT_SHAPE
 
 IREE_VERSION = "3.11.0"
 EXPORTED_FUNCTION = "main"  # becomes "module.main" in the .vmfb, the seed's entry_func

@@ -7,15 +7,15 @@ from dataclasses import asdict
 import dagster as dg
 import numpy as np
 
-from wand_assets import model as wand_model
-from wand_assets import plots
-from wand_assets.artifacts import fingerprint, sha256_file, write_json_atomic
-from wand_assets.dataset import CLASSES
-from wand_assets.defs.common import file_metadata, table
-from wand_assets.defs.data import gesture_windows
-from wand_assets.defs.resources import ArtifactStoreResource, QualityGates
-from wand_assets.metrics import classification_metrics
-from wand_assets.windows import WindowSet
+from wand_assets.core import plots
+from wand_assets.core.artifacts import fingerprint, sha256_file, write_json_atomic
+from wand_assets.core.metadata import file_metadata, table
+from wand_assets.core.metrics import classification_metrics
+from wand_assets.core.resources import ArtifactStoreResource, QualityGates
+from wand_assets.data.assets import gesture_windows
+from wand_assets.data.dataset import CLASSES
+from wand_assets.data.windows import WindowSet
+from wand_assets.training import model as wand_model
 
 TRAINING_CODE_VERSION = "2"  # 2: keeps the best validation epoch
 
@@ -30,6 +30,7 @@ class TrainingConfig(dg.Config):
     batch_size: int = _DEFAULTS.batch_size
     learning_rate: float = _DEFAULTS.learning_rate
     seed: int = _DEFAULTS.seed
+    monitor: str = _DEFAULTS.monitor  # the validation score whose best epoch is kept: val_accuracy or val_loss
     early_stopping_patience: int = _DEFAULTS.early_stopping_patience  # 0: no early stop (best epoch still kept)
 
     def to_training(self) -> wand_model.TrainingConfig:

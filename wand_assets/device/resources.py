@@ -1,47 +1,12 @@
-"""Typed resources: where artifacts live, where the dataset comes from, and the quality gates."""
-
+"""The device stage's resources: how firmware is built and which simulated board runs it."""
 
 from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
 
-from wand_assets import artifacts, dataset, firmware_build, renode, simulators
-
-
-class ArtifactStoreResource(dg.ConfigurableResource):
-    """Root folder for every file the pipeline writes. Empty: $WAND_ARTIFACT_ROOT, $DAGSTER_HOME/wand-artifacts or ./.wand."""
-
-    root: str = ""
-
-    def store(self) -> artifacts.ArtifactStore:
-        return artifacts.ArtifactStore(Path(self.root) if self.root else artifacts.default_artifact_root())
-
-
-class DatasetSource(dg.ConfigurableResource):
-    """Where the raw Magic Wand recordings come from.
-
-    ``location``: a folder of raw files (``<class>/*.txt``), a local ``data.tar.gz``, or an http(s) URL.
-    Empty means ``$WAND_DATASET``, else the official TensorFlow download.
-    """
-
-    location: str = ""
-    expected_sha1: str = dataset.OFFICIAL_SHA1
-    verify_files: bool = True
-    download_timeout_s: float = 60.0
-
-    def resolved(self) -> str:
-        return dataset.resolve_source(self.location or None)
-
-
-class QualityGates(dg.ConfigurableResource):
-    """Thresholds the blocking checks enforce."""
-
-    min_test_accuracy: float = 0.85
-    parity_atol: float = 1e-5
-    # Regression warnings: a device evaluation against the previous one of the same target.
-    max_accuracy_drop: float = 0.02
-    max_instruction_growth: float = 0.05
+from wand_assets.core import artifacts
+from wand_assets.device import firmware_build, renode, simulators
 
 
 class FirmwareToolchain(dg.ConfigurableResource):

@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
-from wand_assets.iospec import ModelIOSpec
-from wand_assets.protocol import DeviceClient
+from wand_assets.compilation.iospec import ModelIOSpec
+from wand_assets.device.protocol import DeviceClient
 
 
 @dataclass

@@ -20,14 +20,12 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 say() { echo "wand setup: $*" >&2; }
 
-# The pins live once, in wand_assets/firmware_build.py.
-py_const() {
-  sed -n "s/^$1 = \"\([^\"]*\)\".*/\1/p" "$ROOT/wand_assets/firmware_build.py" | head -n 1
-}
-IREE_VERSION="$(py_const IREE_SOURCE_VERSION)"
-IREE_COMMIT="$(py_const IREE_SOURCE_COMMIT)"
-[[ "$IREE_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ && "$IREE_COMMIT" =~ ^[0-9a-f]{40}$ ]] \
-  || { say "cannot read IREE_SOURCE_VERSION / IREE_SOURCE_COMMIT from wand_assets/firmware_build.py"; exit 1; }
+# The pins live once, in wand_assets/device/firmware_build.py; setup has installed the package by now.
+PYTHON="${WAND_SETUP_PYTHON:-$ROOT/.venv/bin/python}"
+read -r IREE_VERSION IREE_COMMIT < <(cd "$ROOT" && "$PYTHON" -c \
+  'from wand_assets.device.firmware_build import IREE_SOURCE_COMMIT as c, IREE_SOURCE_VERSION as v; print(v, c)' 2>/dev/null) || true
+[[ "${IREE_VERSION:-}" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ && "${IREE_COMMIT:-}" =~ ^[0-9a-f]{40}$ ]] \
+  || { say "cannot read IREE_SOURCE_VERSION / IREE_SOURCE_COMMIT from wand_assets/device/firmware_build.py with $PYTHON"; exit 1; }
 if [ -n "${WAND_IREE_EXPECTED_COMMIT:-}" ]; then
   [[ "$WAND_IREE_EXPECTED_COMMIT" =~ ^[0-9a-f]{40}$ ]] \
     || { say "WAND_IREE_EXPECTED_COMMIT must be a full 40-digit commit id"; exit 1; }

@@ -13,6 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from wand_assets.core.handoff import latest_entry
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASET = REPO.parent / "shared" / "data" / "magic_wand"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -81,9 +83,21 @@ def pipeline_resources(root: Path, dataset_dir: Path, **overrides) -> dict:
 
 @dataclass
 class Materialized:
-    root: Path
+    root: Path  # the artifact root
+    home: Path  # the instance's folder (a DAGSTER_HOME: run history in SQLite)
     instance: dg.DagsterInstance
     results: list
+
+    def entry(self, asset: str, partition: str | None = None) -> Path:
+        """The artifact entry of ``asset``'s latest materialization in this instance."""
+        return latest_entry(self.instance, asset, partition)
+
+
+def persistent_instance(home: Path) -> dg.DagsterInstance:
+    """An instance in ``home`` that another process can open too (``DAGSTER_HOME=home``)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").touch()
+    return dg.DagsterInstance.local_temp(tempdir=str(home))
 
 
 @pytest.fixture(scope="session")
@@ -94,17 +108,21 @@ def device_pipeline(tmp_path_factory, dataset_dir) -> Materialized:
     """
     from wand_assets.pipeline import materialize_all
 
-    root = tmp_path_factory.mktemp("device-pipeline")
-    instance = dg.DagsterInstance.ephemeral()
+    base = tmp_path_factory.mktemp("device-pipeline")
+    root, home = base / "artifacts", base / "dagster_home"
+    instance = persistent_instance(home)
     results = materialize_all(
         instance=instance, op_config=quick_config(), resources=pipeline_resources(root, dataset_dir), log=lambda _: None
     )
-    return Materialized(root, instance, results)
+    return Materialized(root, home, instance, results)
 
 
 @pytest.fixture(scope="module")
 def device_pipeline_copy(device_pipeline, tmp_path_factory) -> Materialized:
-    """A private copy of the materialized artifacts with a fresh instance, for tests that add to it."""
-    root = tmp_path_factory.mktemp("device-pipeline-copy")
-    shutil.copytree(device_pipeline.root, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("build", "scratch"))
-    return Materialized(root, dg.DagsterInstance.ephemeral(), [])
+    """A private copy of the artifacts and the run history, for tests that add to them. (The copied
+    history still names the original entries, which are immutable; new entries go to the copy.)"""
+    base = tmp_path_factory.mktemp("device-pipeline-copy")
+    root, home = base / "artifacts", base / "dagster_home"
+    shutil.copytree(device_pipeline.root, root, ignore=shutil.ignore_patterns("build", "scratch"))
+    shutil.copytree(device_pipeline.home, home)
+    return Materialized(root, home, persistent_instance(home), [])

@@ -5,10 +5,11 @@ import time
 
 import pytest
 
+from conftest import REPO
+
 from wand_assets.core.artifacts import (
     STALE_TEMP_AGE_S,
     ArtifactStore,
-    MissingArtifactError,
     _process_alive_since,
     atomic_path,
     is_stale_temp,
@@ -35,9 +36,9 @@ def test_failed_stage_keeps_the_previous_output(tmp_path):
         with stage.produce("bbb") as out:
             (out / "model.vmfb").write_bytes(b"half")
             raise RuntimeError("boom")
-    assert stage.current() == stage.entry("aaa")
+    assert stage.cached("aaa") == stage.entry("aaa")
     assert stage.cached("bbb") is None
-    assert sorted(p.name for p in stage.path.iterdir()) == ["aaa", "current.json"]
+    assert sorted(p.name for p in stage.path.iterdir()) == ["aaa"]
 
 
 def test_written_files_are_readable_by_others(tmp_path):
@@ -45,9 +46,82 @@ def test_written_files_are_readable_by_others(tmp_path):
     assert path.stat().st_mode & 0o044 == 0o044
 
 
-def test_missing_upstream_says_what_to_materialize(tmp_path):
-    with pytest.raises(MissingArtifactError, match="materialize"):
-        ArtifactStore(tmp_path).stage("trained_model").current()
+def test_an_existing_entry_is_never_replaced(tmp_path):
+    stage = ArtifactStore(tmp_path).stage("device_evaluation", "rv32imf")
+    with stage.produce("aaa") as out:
+        (out / "results.parquet").write_bytes(b"first")
+    inode = stage.entry("aaa").stat().st_ino
+    with stage.produce("aaa") as out:
+        (out / "results.parquet").write_bytes(b"second")
+    assert (stage.entry("aaa") / "results.parquet").read_bytes() == b"first"
+    assert stage.entry("aaa").stat().st_ino == inode
+    assert sorted(p.name for p in stage.path.iterdir()) == ["aaa"]
+
+
+def test_entries_named_by_content_are_one_entry_whoever_writes_them(tmp_path):
+    stage = ArtifactStore(tmp_path).stage("magic_wand_archive")
+    entries = []
+    for source in ("folder", "archive"):
+        with stage.produce_by_content(lambda folder: (folder / "key").read_text()) as made:
+            (made.folder / "key").write_text("same-content")
+            (made.folder / "source").write_text(source)
+        entries.append(made.entry)
+    assert entries[0] == entries[1] == stage.entry("same-content")
+    assert (entries[0] / "source").read_text() == "folder"  # the first writer's entry stands
+    assert sorted(p.name for p in stage.path.iterdir()) == ["same-content"]
+
+
+CONCURRENT_WRITER = """
+import sys
+from pathlib import Path
+from wand_assets.core.artifacts import ArtifactStore
+
+stage = ArtifactStore(Path(sys.argv[1])).stage("compiled_model", "rv32imf")
+for round in range(int(sys.argv[2])):
+    with stage.produce(f"fp{round % 3}") as out:
+        for i in range(20):
+            (out / f"part{i}").write_bytes(sys.argv[3].encode() * 1000)
+"""
+
+READER = """
+import sys, time
+from pathlib import Path
+from wand_assets.core.artifacts import ArtifactStore
+
+stage = ArtifactStore(Path(sys.argv[1])).stage("compiled_model", "rv32imf")
+seen = partial = 0
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    for fp in ("fp0", "fp1", "fp2"):
+        entry = stage.cached(fp)
+        if entry is None:
+            continue
+        try:
+            names = sorted(p.name for p in entry.iterdir())
+            contents = {(entry / n).read_bytes() for n in names if n != "DONE"}
+        except FileNotFoundError:
+            partial += 1
+            continue
+        seen += 1
+        if names != sorted(["DONE", *(f"part{i}" for i in range(20))]) or len(contents) != 1:
+            partial += 1
+print(seen, partial)
+"""
+
+
+def test_concurrent_writers_never_show_a_reader_a_partial_entry(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    writers = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(tmp_path), "30", name], env=env)
+        for name in ("a", "b", "c")
+    ]
+    reader = subprocess.run([sys.executable, "-c", READER, str(tmp_path), "4"], env=env, capture_output=True, text=True, timeout=120)
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    seen, partial = map(int, reader.stdout.split())
+    assert seen > 0 and partial == 0
+    stage = ArtifactStore(tmp_path).stage("compiled_model", "rv32imf")
+    assert sorted(p.name for p in stage.path.iterdir()) == ["fp0", "fp1", "fp2"]  # no temporaries left behind
 
 
 WRITER = """

@@ -35,10 +35,63 @@ def test_nightly_schedule_forces_a_fresh_device_evaluation_per_target():
     assert len({r.run_key for r in requests}) == len(requests)
 
 
-def test_every_stage_below_the_head_follows_its_inputs_automatically():
+def materialize_in_the_log(instance, asset: str, partitions) -> None:
+    """What a run of the sensor's requests would leave in the event log (the tests run no steps)."""
+    for partition in partitions:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=partition))
+
+
+def everything_once(instance, skip=()) -> None:
     graph = defs.resolve_asset_graph()
-    eager = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).automation_condition is not None}
-    assert eager == {"compiled_model", "host_evaluation", "firmware", "device_evaluation", "evaluation_report"}
+    for key in graph.get_all_asset_keys():
+        if key.to_user_string() not in skip:
+            materialize_in_the_log(instance, key.to_user_string(), DEVICE_TARGETS if graph.get(key).partitions_def else [None])
+
+
+def follow_ticks(instance, cursor, ticks: int = 8) -> set[tuple[str, str | None]]:
+    """Evaluate the automation conditions tick by tick, 'running' what each tick requests."""
+    requested: set[tuple[str, str | None]] = set()
+    for _ in range(ticks):
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        cursor = result.cursor
+        new = {
+            (key.to_user_string(), partition)
+            for key in defs.resolve_asset_graph().get_all_asset_keys()
+            for partition in result.get_requested_partitions(key)
+        }
+        if not new:
+            break
+        requested |= new
+        for asset, partition in new:
+            materialize_in_the_log(instance, asset, [partition])
+    return requested
+
+
+def test_automation_sensor_runs_from_the_start():
+    sensor = defs.resolve_sensor_def("wand_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_a_new_trained_model_requests_everything_below_it():
+    instance = dg.DagsterInstance.ephemeral()
+    everything_once(instance)
+    settled = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert settled.total_requested == 0
+    materialize_in_the_log(instance, "trained_model", [None])
+    requested = follow_ticks(instance, settled.cursor)
+    below = {"model_mlir", "host_model", "host_evaluation", "compiled_model", "device_evaluation", "evaluation_report"}
+    assert {asset for asset, _ in requested} == below
+    for partitioned in ("compiled_model", "device_evaluation"):
+        assert {p for asset, p in requested if asset == partitioned} == set(DEVICE_TARGETS)
+
+
+def test_without_any_device_evaluation_the_host_only_report_still_follows():
+    instance = dg.DagsterInstance.ephemeral()
+    everything_once(instance, skip={"firmware", "device_evaluation"})
+    settled = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    materialize_in_the_log(instance, "host_evaluation", [None])
+    requested = follow_ticks(instance, settled.cursor)
+    assert ("evaluation_report", None) in requested
 
 
 def test_jobs_cover_every_asset():

@@ -5,16 +5,20 @@ materialization, the nightly forced re-run, two targets in parallel, and the rep
 
 import datetime
 import json
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DEVICE_WINDOWS, pipeline_resources, quick_config
+from conftest import DEVICE_WINDOWS, REPO, pipeline_resources, quick_config
 
 from wand_assets.automation import nightly_device_evaluation
-from wand_assets.core.artifacts import ArtifactStore
+from wand_assets.core.handoff import latest_entry
 from wand_assets.core.resources import QualityGates
 from wand_assets.core.targets import DEVICE_TARGETS
 from wand_assets.definitions import defs
@@ -25,8 +29,8 @@ pytestmark = pytest.mark.slow
 RISCV_MACHINE = 0xF3
 
 
-def summary(root, target):
-    return json.loads((ArtifactStore(root).stage("device_evaluation", target).current() / "summary.json").read_text())
+def summary(instance, target):
+    return json.loads((latest_entry(instance, "device_evaluation", target) / "summary.json").read_text())
 
 
 def materializations(results, asset):
@@ -51,7 +55,7 @@ def check_evaluations(results, name, partition=None):
 @pytest.mark.parametrize("target", DEVICE_TARGETS)
 def test_firmware_is_built_with_the_real_iree_runtime(device_pipeline, target):
     metadata = materializations(device_pipeline.results, "firmware")[target].metadata
-    elf = ArtifactStore(device_pipeline.root).stage("firmware", target).current() / firmware_build.ELF_NAME
+    elf = latest_entry(device_pipeline.instance, "firmware", target) / firmware_build.ELF_NAME
     head = elf.read_bytes()[:20]
     assert head[:4] == b"\x7fELF" and head[4] == 1 and int.from_bytes(head[18:20], "little") == RISCV_MACHINE
     assert metadata["iree_source_version"].value.startswith(firmware_build.IREE_SOURCE_VERSION)
@@ -75,29 +79,32 @@ def test_compiler_output_goes_to_the_build_log_not_the_event_log(device_pipeline
     assert 0 < len(messages) < 50
     assert not any("Building C object" in m for m in messages)
     assert any(firmware_build.BUILD_LOG_NAME in m for m in messages)
+    # The build tree: under the artifact root, one per target and fingerprint (never shared by two runs).
+    entry = latest_entry(device_pipeline.instance, "firmware", target)
+    assert (device_pipeline.root / "build" / "firmware" / target / entry.name / firmware_build.BUILD_LOG_NAME).is_file()
 
 
 @pytest.mark.parametrize("target", DEVICE_TARGETS)
 def test_device_reproduces_the_host_on_every_evaluated_window(device_pipeline, target):
-    s = summary(device_pipeline.root, target)
-    host = pd.read_parquet(ArtifactStore(device_pipeline.root).stage("host_evaluation").current() / "predictions.parquet")
+    s = summary(device_pipeline.instance, target)
+    host = pd.read_parquet(latest_entry(device_pipeline.instance, "host_evaluation") / "predictions.parquet")
     assert s["windows"] == DEVICE_WINDOWS
     assert s["argmax_mismatches_vs_host"] == 0
     assert s["max_abs_diff_vs_host"] <= 1e-5
-    results = pd.read_parquet(ArtifactStore(device_pipeline.root).stage("device_evaluation", target).current() / "results.parquet")
+    results = pd.read_parquet(latest_entry(device_pipeline.instance, "device_evaluation", target) / "results.parquet")
     assert np.array_equal(results["device_class"].to_numpy(), host["iree_class"].to_numpy()[:DEVICE_WINDOWS])
     (gate,) = check_evaluations(device_pipeline.results, "device_matches_host", partition=target)
     assert gate.passed and gate.metadata["argmax_mismatches"].value == 0
 
 
 def test_vector_target_needs_fewer_instructions_than_scalar(device_pipeline):
-    scalar, vector = (summary(device_pipeline.root, t)["instructions_per_inference_median"] for t in DEVICE_TARGETS)
+    scalar, vector = (summary(device_pipeline.instance, t)["instructions_per_inference_median"] for t in DEVICE_TARGETS)
     assert 0 < vector < scalar
 
 
 @pytest.mark.parametrize("target", DEVICE_TARGETS)
 def test_measurements_use_kennings_vocabulary(device_pipeline, target):
-    entry = ArtifactStore(device_pipeline.root).stage("device_evaluation", target).current()
+    entry = latest_entry(device_pipeline.instance, "device_evaluation", target)
     m = json.loads((entry / "measurements.json").read_text())
     assert m["total"] == len(m["protocol_inference_step"]) == len(m["inference_instructions"]) == DEVICE_WINDOWS
     assert sum(map(sum, m["eval_confusion_matrix"])) == m["total"]
@@ -109,14 +116,19 @@ def test_measurements_use_kennings_vocabulary(device_pipeline, target):
     assert m["build_cfg"]["simulator"]["name"] == "qemu"
 
 
-def test_report_has_a_device_row_per_target(device_pipeline):
-    entry = ArtifactStore(device_pipeline.root).stage("evaluation_report").current()
+def test_report_has_a_current_device_row_per_target(device_pipeline):
+    entry = latest_entry(device_pipeline.instance, "evaluation_report")
     markdown = (entry / "report.md").read_text()
-    assert "No device evaluation yet" not in markdown
+    assert "No current device evaluation" not in markdown
     section = markdown.split("## Device statistics", 1)[1].split("\n## ", 1)[0]
     for target in DEVICE_TARGETS:
-        instructions = summary(device_pipeline.root, target)["instructions_per_inference_median"]
+        instructions = summary(device_pipeline.instance, target)["instructions_per_inference_median"]
         assert target in section and f"{instructions:,.0f}" in section
+    (report,) = [m for r in device_pipeline.results for m in r.asset_materializations_for_node("evaluation_report")]
+    rows = [row.data for row in report.metadata["device_results"].value.records]
+    assert {r["target"]: r["status"] for r in rows} == {t: "current" for t in DEVICE_TARGETS}
+    for row in rows:
+        assert row["measured_vmfb_sha256"] == summary(device_pipeline.instance, row["target"])["inputs"]["vmfb"]
 
 
 def test_failing_parity_gate_blocks_the_report(device_pipeline_copy, dataset_dir):
@@ -139,41 +151,48 @@ def test_failing_parity_gate_blocks_the_report(device_pipeline_copy, dataset_dir
     assert sorted(p.name for p in (root / "evaluation_report").iterdir()) == report_before
 
 
-def test_second_materialization_compares_against_the_first(device_pipeline_copy, dataset_dir):
-    """The nightly schedule's forced re-run evaluates again, and no_regression compares it with the last one."""
+def test_forced_reruns_compare_against_the_last_evaluation_that_passed(device_pipeline_copy, dataset_dir):
+    """The nightly schedule's forced re-run evaluates again into a new entry; no_regression compares it with
+    the newest evaluation that passed, so a regressed run never becomes the baseline."""
     target = DEVICE_TARGETS[-1]
     instance = device_pipeline_copy.instance
-    resources = {**defs.resources, **pipeline_resources(device_pipeline_copy.root, dataset_dir)}
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime.now(datetime.timezone.utc))
     (request,) = [r for r in nightly_device_evaluation(context) if r.partition_key == target]
     ops = {"device_evaluation": {"config": {**request.run_config["ops"]["device_evaluation"]["config"], "windows": DEVICE_WINDOWS}}}
-    runs = []
-    for _ in range(2):
-        runs.append(
-            dg.materialize(
-                [*defs.assets, *defs.asset_checks],
-                selection=["device_evaluation"],
-                partition_key=target,
-                instance=instance,
-                resources=resources,
-                run_config={"ops": ops},
-                tags=request.tags,
-            )
+    original = instance.fetch_materializations(dg.AssetKey("device_evaluation"), limit=10).records
+    (first_run,) = {r.run_id for r in original if r.partition_key == target}
+
+    def nightly(max_instruction_growth: float):
+        gates = QualityGates(min_test_accuracy=0.5, max_instruction_growth=max_instruction_growth)
+        result = dg.materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=["device_evaluation"],
+            partition_key=target,
+            instance=instance,
+            resources={**defs.resources, **pipeline_resources(device_pipeline_copy.root, dataset_dir, gates=gates)},
+            run_config={"ops": ops},
+            tags=request.tags,
         )
-    first, second = (check_evaluations([r], "no_regression")[0] for r in runs)
-    assert first.metadata["previous"].value == "(first evaluation)"
-    assert second.metadata["previous"].value != "(first evaluation)" and second.passed
-    messages = [e.user_message for r in runs for e in instance.all_logs(r.run_id)]
+        (check,) = check_evaluations([result], "no_regression")
+        return result, check
+
+    regressed, regressed_check = nightly(max_instruction_growth=-1.0)  # any count "grew": a regression
+    again, again_check = nightly(max_instruction_growth=0.05)
+    later, later_check = nightly(max_instruction_growth=0.05)
+    assert not regressed_check.passed and regressed_check.metadata["baseline_run"].value == first_run
+    assert again_check.passed and again_check.metadata["baseline_run"].value == first_run  # not the regressed run
+    assert later_check.passed and later_check.metadata["baseline_run"].value == again.run_id
+    entries = [r.asset_materializations_for_node("device_evaluation")[0].metadata["entry"].value for r in (regressed, again, later)]
+    assert len(set(entries)) == 3, "every forced run writes an entry of its own"
+    messages = [e.user_message for r in (regressed, again, later) for e in instance.all_logs(r.run_id)]
     assert not any("already exists" in m for m in messages), "a forced run must evaluate again"
-    assert sum("model loaded on the device" in m for m in messages) == 2
+    assert sum("model loaded on the device" in m for m in messages) == 3
 
 
-def test_all_targets_evaluate_in_parallel_without_collisions(device_pipeline_copy, monkeypatch, tmp_path):
+def test_all_targets_evaluate_in_parallel_without_collisions(device_pipeline_copy, monkeypatch):
     """Both device partitions as concurrent runs, each on the multiprocess executor, sharing one artifact root."""
-    root = device_pipeline_copy.root
-    monkeypatch.setenv("WAND_ARTIFACT_ROOT", str(root))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    (tmp_path / "dagster.yaml").write_text("")
+    monkeypatch.setenv("WAND_ARTIFACT_ROOT", str(device_pipeline_copy.root))
+    monkeypatch.setenv("DAGSTER_HOME", str(device_pipeline_copy.home))
     instance = dg.DagsterInstance.get()
     config = {"ops": {"device_evaluation": {"config": {"force": True, "windows": DEVICE_WINDOWS}}}}
     results = {}
@@ -204,9 +223,31 @@ def test_all_targets_evaluate_in_parallel_without_collisions(device_pipeline_cop
 
     (start_a, end_a), (start_b, end_b) = (span(results[t]) for t in DEVICE_TARGETS)
     assert start_a < end_b and start_b < end_a, "the two device evaluations did not overlap"
-    simulators = [summary(root, t)["simulator"] for t in DEVICE_TARGETS]
+    simulators = [summary(instance, t)["simulator"] for t in DEVICE_TARGETS]
     ports = {s["uart"] for s in simulators}
     logs = {s["command"][s["command"].index("-chardev") + 1] for s in simulators}
     assert len(ports) == len(logs) == len(DEVICE_TARGETS)
     for t in DEVICE_TARGETS:
-        assert summary(root, t)["argmax_mismatches_vs_host"] == 0
+        assert summary(instance, t)["argmax_mismatches_vs_host"] == 0
+
+
+def test_one_dagster_command_materializes_a_targets_device_stages(device_pipeline_copy, tmp_path):
+    """The user's one command: compiled model, firmware and device evaluation of one target share a
+    partition set, so Dagster's own CLI takes them together."""
+    target = "rv32imf_zve32f_vlen512"
+    config = tmp_path / "run.yaml"
+    config.write_text(f"ops:\n  device_evaluation:\n    config:\n      windows: {DEVICE_WINDOWS}\n")
+    env = {**os.environ, "DAGSTER_HOME": str(device_pipeline_copy.home), "WAND_ARTIFACT_ROOT": str(device_pipeline_copy.root)}
+    command = [
+        str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "wand_assets.definitions",
+        "--select", "compiled_model,firmware,device_evaluation", "--partition", target, "-c", str(config),
+    ]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    instance = dg.DagsterInstance.from_ref(device_pipeline_copy.instance.get_ref())
+    (run,) = instance.get_runs(limit=1)
+    materialized = {
+        (e.asset_materialization.asset_key.to_user_string(), e.asset_materialization.partition)
+        for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    }
+    assert materialized == {(a, target) for a in ("compiled_model", "firmware", "device_evaluation")}

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from conftest import DEVICE_WINDOWS, pipeline_resources, quick_config
 
-from wand_assets.core.artifacts import ArtifactStore
+from wand_assets.core.handoff import latest_entry
 from wand_assets.core.targets import DEVICE_TARGETS, get_target
 from wand_assets.definitions import defs
 from wand_assets.device import firmware_build, renode, simulators
@@ -58,24 +58,24 @@ def renode_run(device_pipeline_copy, dataset_dir):
     results["report"] = dg.materialize(
         everything, selection=["evaluation_report"], instance=device_pipeline_copy.instance, resources=resources
     )
-    return device_pipeline_copy.root, results
+    return device_pipeline_copy.instance, results
 
 
-def device_entry(root, target):
-    return ArtifactStore(root).stage("device_evaluation", target).current()
+def device_entry(instance, target):
+    return latest_entry(instance, "device_evaluation", target)
 
 
 @needs_renode
 @pytest.mark.parametrize("target", DEVICE_TARGETS)
 def test_renode_predictions_equal_qemus(renode_run, device_pipeline, target):
-    root, results = renode_run
+    instance, results = renode_run
     (gate,) = [c for c in results[target].get_asset_check_evaluations() if c.check_name == "device_matches_host"]
     assert gate.passed
-    entry = device_entry(root, target)
+    entry = device_entry(instance, target)
     summary = json.loads((entry / "summary.json").read_text())
     assert summary["simulator"]["name"] == "renode" and summary["simulator"]["version"].startswith("Renode ")
     on_renode = pd.read_parquet(entry / "results.parquet")
-    on_qemu = pd.read_parquet(device_entry(device_pipeline.root, target) / "results.parquet")
+    on_qemu = pd.read_parquet(device_entry(device_pipeline.instance, target) / "results.parquet")
     assert len(on_renode) == len(on_qemu) == DEVICE_WINDOWS
     scores = [c for c in on_qemu.columns if c.startswith("device_") and c != "device_class"]
     assert np.array_equal(on_renode["device_class"], on_qemu["device_class"])
@@ -87,8 +87,8 @@ def test_renode_predictions_equal_qemus(renode_run, device_pipeline, target):
 @needs_renode
 @pytest.mark.parametrize("target", DEVICE_TARGETS)
 def test_renode_stats_follow_kennings_definitions(renode_run, target):
-    root, results = renode_run
-    entry = device_entry(root, target)
+    instance, results = renode_run
+    entry = device_entry(instance, target)
     stats = json.loads((entry / "renode_stats.json").read_text())
     measurements = json.loads((entry / "measurements.json").read_text())
     instructions = pd.read_parquet(entry / "results.parquet")["inference_instructions"]
@@ -118,9 +118,9 @@ def test_renode_stats_follow_kennings_definitions(renode_run, target):
 
 @needs_renode
 def test_report_shows_renode_statistics_per_target(renode_run):
-    root, results = renode_run
+    instance, results = renode_run
     assert results["report"].success
-    entry = ArtifactStore(root).stage("evaluation_report").current()
+    entry = latest_entry(instance, "evaluation_report")
     markdown = (entry / "report.md").read_text()
     for target in DEVICE_TARGETS:
         assert f"Renode statistics — {target}" in markdown
@@ -136,7 +136,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def firmware_elf(device_pipeline, target: str):
-    return ArtifactStore(device_pipeline.root).stage("firmware", target).current() / firmware_build.ELF_NAME
+    return latest_entry(device_pipeline.instance, "firmware", target) / firmware_build.ELF_NAME
 
 
 @needs_renode

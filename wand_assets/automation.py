@@ -9,13 +9,18 @@ walks the same chain synchronously.
 
 import dagster as dg
 
-from wand_assets.core.metadata import target_partitions
+from wand_assets.core.metadata import device_partitions
 from wand_assets.core.targets import DEVICE_TARGETS
 from wand_assets.data.resources import DatasetSource
 from wand_assets.data.source_watch import source_fingerprint
-from wand_assets.device.assets import device_partitions
 
+# The pipeline's stages in order, as groups of assets that run together: the jobs below and the
+# command line's chain (wand_assets.pipeline) are both made of these.
 HEAD = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir"]
+HOST_REFERENCE = ["host_model", "host_evaluation"]
+COMPILE = ["compiled_model"]  # per device target
+DEVICE = ["firmware", "device_evaluation"]  # per device target
+REPORT = ["evaluation_report"]
 
 train_and_import_job = dg.define_asset_job(
     "train_and_import",
@@ -23,16 +28,25 @@ train_and_import_job = dg.define_asset_job(
     description="Dataset → windows → trained model → StableHLO. Stages below follow by automation.",
 )
 compile_job = dg.define_asset_job(
-    "compile_for_target", selection=["compiled_model"], partitions_def=target_partitions,
-    description="The .vmfb for one target.",
+    "compile_for_target", selection=COMPILE, partitions_def=device_partitions,
+    description="The .vmfb for one device target.",
 )
 device_job = dg.define_asset_job(
-    "evaluate_on_device", selection=["firmware", "device_evaluation"], partitions_def=device_partitions,
+    "evaluate_on_device", selection=DEVICE, partitions_def=device_partitions,
     description="Firmware build and the device evaluation for one target.",
 )
 report_job = dg.define_asset_job(
-    "host_reference_and_report", selection=["host_evaluation", "evaluation_report"],
-    description="Host parity reference and the evaluation report over every target.",
+    "host_reference_and_report", selection=HOST_REFERENCE + REPORT,
+    description="Host .vmfb, host parity reference and the evaluation report over every target.",
+)
+
+# Dagster creates its default automation sensor STOPPED; this one runs from the start, so the eager
+# conditions below the head do what the README promises as soon as a daemon runs (`bash scripts/ui.sh`).
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "wand_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
 )
 
 

@@ -4,6 +4,7 @@ import dagster as dg
 
 from wand_assets import automation
 from wand_assets.compilation import assets as compilation
+from wand_assets.core.handoff import ArtifactHandoff
 from wand_assets.core.resources import ArtifactStoreResource, QualityGates
 from wand_assets.data import assets as data
 from wand_assets.data.resources import DatasetSource
@@ -19,6 +20,7 @@ defs = dg.Definitions(
         training.trained_model,
         compilation.model_mlir,
         compilation.compiled_model,
+        compilation.host_model,
         compilation.host_evaluation,
         device.firmware,
         device.device_evaluation,
@@ -27,8 +29,9 @@ defs = dg.Definitions(
     asset_checks=[data.split_is_sound, training.accuracy_above_floor, compilation.host_matches_keras],
     jobs=[automation.train_and_import_job, automation.compile_job, automation.device_job, automation.report_job],
     schedules=[automation.nightly_device_evaluation],
-    sensors=[automation.dataset_source_changed],
+    sensors=[automation.dataset_source_changed, automation.automation_sensor],
     resources={
+        "io_manager": ArtifactHandoff(),
         "artifact_store": ArtifactStoreResource(),
         "source": DatasetSource(),
         "gates": QualityGates(),

@@ -13,16 +13,11 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
+from wand_assets.automation import COMPILE, DEVICE, HEAD, HOST_REFERENCE, REPORT
 from wand_assets.core.artifacts import remove_stale_temps
-from wand_assets.core.targets import DEVICE_TARGETS, TARGETS
+from wand_assets.core.handoff import CHAIN_TAG
+from wand_assets.core.targets import DEVICE_TARGETS
 from wand_assets.definitions import defs
-
-# Stages in order; partitioned stages run once per selected target.
-UNPARTITIONED_HEAD = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir"]
-PER_TARGET = ["compiled_model"]
-HOST_REFERENCE = ["host_evaluation"]
-PER_DEVICE_TARGET = ["firmware", "device_evaluation"]
-REPORT = ["evaluation_report"]
 
 _INTERRUPTS = (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)
 
@@ -62,21 +57,17 @@ class Stage:
 
 
 def plan_stages(targets: Sequence[str] | None = None, *, device_stages: bool = True) -> list[Stage]:
-    """The chain of runs for ``targets`` (host is always added); device stages marked skipped if off."""
-    targets = list(targets or TARGETS)
-    if "host" not in targets:
-        targets.insert(0, "host")  # host_evaluation needs the host reference
-    unknown = [t for t in targets if t not in TARGETS]
+    """The chain of runs: the head, the host reference, per device target its .vmfb (and, unless
+    ``device_stages`` is off, its firmware and device evaluation, else marked skipped), the report."""
+    targets = [t for t in (targets or DEVICE_TARGETS) if t != "host"]  # "host": the host reference, always run
+    unknown = [t for t in targets if t not in DEVICE_TARGETS]
     if unknown:
-        raise ValueError(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
-    stages = [Stage(UNPARTITIONED_HEAD)]
-    stages += [Stage(PER_TARGET, t) for t in targets]
-    stages.append(Stage(HOST_REFERENCE))
-    stages += [
-        Stage(PER_DEVICE_TARGET, t, status="pending" if device_stages else "skipped")
-        for t in targets
-        if t in DEVICE_TARGETS
-    ]
+        raise ValueError(f"unknown device targets {unknown}; known: {', '.join(DEVICE_TARGETS)}")
+    stages = [Stage(HEAD), Stage(HOST_REFERENCE)]
+    for t in targets:
+        stages.append(Stage(COMPILE + DEVICE if device_stages else COMPILE, t))
+    if not device_stages:
+        stages += [Stage(DEVICE, t, status="skipped") for t in targets]
     stages.append(Stage(REPORT))
     return stages
 
@@ -134,6 +125,7 @@ def materialize_all(
     if removed := remove_stale_temps(root):
         log(f"removed {len(removed)} temporary file(s) left by killed runs under {root}")
     instance = instance or dg.DagsterInstance.ephemeral()  # one instance for the chain: one history
+    chain = uuid.uuid4().hex  # each run reads what the chain's earlier runs wrote (core/handoff.py)
     results = []
     for stage in stages:
         if stage.status == "skipped":
@@ -150,7 +142,7 @@ def materialize_all(
                     instance=instance,
                     run_config=dg.RunConfig(ops={k: v for k, v in (op_config or {}).items() if k in stage.assets}),
                     resources=merged_resources,
-                    tags={"wand/stage": stage.label, "wand/stage_run": tag},
+                    tags={"wand/stage": stage.label, "wand/stage_run": tag, CHAIN_TAG: chain},
                 )
             )
         except BaseException as exc:

@@ -20,14 +20,12 @@ from wand_assets.core.artifacts import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from wand_assets.core.metadata import file_metadata, table, target_partitions
+from wand_assets.core.metadata import device_partitions, entry_output, file_metadata, table
 from wand_assets.core.metrics import classification_metrics
 from wand_assets.core.resources import ArtifactStoreResource, QualityGates
-from wand_assets.core.targets import get_target
-from wand_assets.data.assets import gesture_windows
+from wand_assets.core.targets import HOST_TARGET, get_target
 from wand_assets.data.dataset import CLASSES
 from wand_assets.data.windows import WindowSet
-from wand_assets.training.assets import trained_model
 from wand_assets.training.model import INPUT_SHAPE, load_model, predict
 
 MLIR_CODE_VERSION = "1"
@@ -38,15 +36,15 @@ MAX_VMFB_BYTES = 1_310_718
 
 
 @dg.asset(
-    deps=[trained_model],
     kinds={"tensorflow", "mlir"},
+    automation_condition=dg.AutomationCondition.eager(),
     group_name="compilation",
     code_version=MLIR_CODE_VERSION,
 )
-def model_mlir(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreResource) -> dg.MaterializeResult:
+def model_mlir(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreResource, trained_model: Path) -> dg.Output[Path]:
     """The model as StableHLO MLIR: SavedModel with a fixed [1,128,3,1] float32 signature → `iree-import-tf`."""
     store = artifact_store.store()
-    keras_path = store.stage("trained_model").current() / "model.keras"
+    keras_path = trained_model / "model.keras"
     keras_sha = sha256_file(keras_path)
     stage = store.stage("model_mlir")
     fp = fingerprint(keras_sha, iree_tools.compiler_version(), MLIR_CODE_VERSION)
@@ -57,30 +55,17 @@ def model_mlir(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreR
             iree_tools.import_to_stablehlo(saved, out / "model.mlir", log=context.log.info)
         entry = stage.entry(fp)
     else:
-        stage.set_current(fp)
         context.log.info(f"StableHLO for this model already exists ({fp})")
     mlir = entry / "model.mlir"
     sha = sha256_file(mlir)
-    return dg.MaterializeResult(
-        metadata={**file_metadata(mlir, sha), "keras_sha256": keras_sha, "signature": "main(f32[1,128,3,1]) -> f32[1,4]"},
-        data_version=dg.DataVersion(sha),
+    return entry_output(
+        entry, {**file_metadata(mlir, sha), "keras_sha256": keras_sha, "signature": "main(f32[1,128,3,1]) -> f32[1,4]"}, sha
     )
 
 
-@dg.asset(
-    deps=[model_mlir],
-    partitions_def=target_partitions,
-    kinds={"iree"},
-    automation_condition=dg.AutomationCondition.eager(),
-    group_name="compilation",
-    code_version=COMPILE_CODE_VERSION,
-    check_specs=[dg.AssetCheckSpec("fits_uart_payload", asset="compiled_model", description="The .vmfb fits in one MODEL message (≤ 1,310,718 bytes).")],
-)
-def compiled_model(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreResource) -> dg.MaterializeResult:
-    """The `.vmfb` for one target from the pinned `iree-compile`, plus Kenning's I/O spec (JSON and 160-byte IOSPEC)."""
-    target = get_target(context.partition_key)
-    store = artifact_store.store()
-    mlir = store.stage("model_mlir").current() / "model.mlir"
+def _compile(context: dg.AssetExecutionContext, store, target, model_mlir: Path) -> tuple[Path, int, dict]:
+    """The .vmfb of ``model_mlir`` for ``target`` (cached by fingerprint) and its metadata."""
+    mlir = model_mlir / "model.mlir"
     mlir_sha = sha256_file(mlir)
     flags = iree_tools.compile_flags(target)
     stage = store.stage("compiled_model", target.name)
@@ -98,54 +83,71 @@ def compiled_model(context: dg.AssetExecutionContext, artifact_store: ArtifactSt
             )
         entry = stage.entry(fp)
     else:
-        stage.set_current(fp)
         context.log.info(f"{target.name}: a .vmfb for this model and target already exists ({fp})")
     vmfb = entry / "model.vmfb"
-    sha = sha256_file(vmfb)
-    size = vmfb.stat().st_size
     info = json.loads((entry / "compile.json").read_text())
-    return dg.MaterializeResult(
-        metadata={
-            **file_metadata(vmfb, sha),
-            "target": target.name,
-            "target_description": target.description,
-            "llvm_cpu_features": target.llvm_cpu_features or "(host default)",
-            "iree_compiler": info["iree_compiler"],
-            "compile_seconds": round(info["seconds"], 2),
-            "iospec_json": dg.MetadataValue.path(str(entry / "model.vmfb.json")),
-            "iree_compile_flags": dg.MetadataValue.md("```\n" + "\n".join(info["command"]) + "\n```"),
-        },
-        data_version=dg.DataVersion(sha),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="fits_uart_payload",
-                passed=size <= MAX_VMFB_BYTES,
-                metadata={"size_bytes": size, "limit_bytes": MAX_VMFB_BYTES},
-            )
-        ],
+    metadata = {
+        **file_metadata(vmfb),
+        "mlir_sha256": mlir_sha,
+        "target": target.name,
+        "target_description": target.description,
+        "llvm_cpu_features": target.llvm_cpu_features or "(host default)",
+        "iree_compiler": info["iree_compiler"],
+        "compile_seconds": round(info["seconds"], 2),
+        "iospec_json": dg.MetadataValue.path(str(entry / "model.vmfb.json")),
+        "iree_compile_flags": dg.MetadataValue.md("```\n" + "\n".join(info["command"]) + "\n```"),
+    }
+    return entry, vmfb.stat().st_size, metadata
+
+
+@dg.asset(
+    partitions_def=device_partitions,
+    kinds={"iree"},
+    automation_condition=dg.AutomationCondition.eager(),
+    group_name="compilation",
+    code_version=COMPILE_CODE_VERSION,
+    check_specs=[dg.AssetCheckSpec("fits_uart_payload", asset="compiled_model", description="The .vmfb fits in one MODEL message (≤ 1,310,718 bytes).")],
+)
+def compiled_model(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreResource, model_mlir: Path):
+    """The `.vmfb` for one device target from the pinned `iree-compile`, plus Kenning's I/O spec (JSON and 160-byte IOSPEC)."""
+    entry, size, metadata = _compile(context, artifact_store.store(), get_target(context.partition_key), model_mlir)
+    yield entry_output(entry, metadata, metadata["sha256"])
+    yield dg.AssetCheckResult(
+        check_name="fits_uart_payload",
+        passed=size <= MAX_VMFB_BYTES,
+        metadata={"size_bytes": size, "limit_bytes": MAX_VMFB_BYTES},
     )
 
 
 @dg.asset(
-    deps=[
-        dg.AssetDep(compiled_model, partition_mapping=dg.SpecificPartitionsPartitionMapping(["host"])),
-        trained_model,
-        gesture_windows,
-    ],
+    kinds={"iree"},
+    automation_condition=dg.AutomationCondition.eager(),
+    group_name="compilation",
+    code_version=COMPILE_CODE_VERSION,
+)
+def host_model(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreResource, model_mlir: Path) -> dg.Output[Path]:
+    """The `.vmfb` for the x86-64 host (IREE local-sync): what the host reference runs."""
+    entry, _, metadata = _compile(context, artifact_store.store(), get_target(HOST_TARGET), model_mlir)
+    return entry_output(entry, metadata, metadata["sha256"])
+
+
+@dg.asset(
     kinds={"iree", "python"},
     automation_condition=dg.AutomationCondition.eager(),
-    group_name="evaluation",
+    group_name="compilation",
     code_version=HOST_EVAL_CODE_VERSION,
 )
-def host_evaluation(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreResource) -> dg.MaterializeResult:
+def host_evaluation(
+    context: dg.AssetExecutionContext, host_model: Path, trained_model: Path, gesture_windows: Path, artifact_store: ArtifactStoreResource
+) -> dg.Output[Path]:
     """The whole test split through the host `.vmfb` with `iree.runtime`, window by window, compared with Keras.
 
     This is the reference the simulated device must reproduce.
     """
     store = artifact_store.store()
-    vmfb = store.stage("compiled_model", "host").current() / "model.vmfb"
-    keras_path = store.stage("trained_model").current() / "model.keras"
-    windows_path = store.stage("gesture_windows").current() / "windows.npz"
+    vmfb = host_model / "model.vmfb"
+    keras_path = trained_model / "model.keras"
+    windows_path = gesture_windows / "windows.npz"
     shas = [sha256_file(p) for p in (vmfb, keras_path, windows_path)]
     stage = store.stage("host_evaluation")
     fp = fingerprint(*shas, HOST_EVAL_CODE_VERSION)
@@ -181,14 +183,16 @@ def host_evaluation(context: dg.AssetExecutionContext, artifact_store: ArtifactS
             )
         entry = stage.entry(fp)
     else:
-        stage.set_current(fp)
         context.log.info(f"host evaluation for these inputs already exists ({fp})")
     summary = json.loads((entry / "summary.json").read_text())
     parquet = entry / "predictions.parquet"
     metrics = summary["metrics"]
-    return dg.MaterializeResult(
-        metadata={
-            **file_metadata(parquet),
+    sha = sha256_file(parquet)
+    return entry_output(
+        entry,
+        {
+            **file_metadata(parquet, sha),
+            **{f"{name}_sha256": value for name, value in summary["inputs"].items()},
             "windows": summary["windows"],
             "accuracy": metrics["accuracy"],
             "g_mean": metrics["g_mean"],
@@ -203,6 +207,7 @@ def host_evaluation(context: dg.AssetExecutionContext, artifact_store: ArtifactS
                 )
             ),
         },
+        sha,
     )
 
 
@@ -211,8 +216,8 @@ def host_evaluation(context: dg.AssetExecutionContext, artifact_store: ArtifactS
     blocking=True,
     description="Host IREE and Keras agree: identical argmax on every test window, max |IREE − Keras| within tolerance.",
 )
-def host_matches_keras(artifact_store: ArtifactStoreResource, gates: QualityGates) -> dg.AssetCheckResult:
-    summary = json.loads((artifact_store.store().stage("host_evaluation").current() / "summary.json").read_text())
+def host_matches_keras(host_evaluation: Path, gates: QualityGates) -> dg.AssetCheckResult:
+    summary = json.loads((host_evaluation / "summary.json").read_text())
     passed = summary["argmax_mismatches"] == 0 and summary["max_abs_diff"] <= gates.parity_atol
     return dg.AssetCheckResult(
         passed=passed,

@@ -1,10 +1,12 @@
 """Content-addressed artifact storage with atomic writes.
 
-Every stage writes its files into ``<root>/<stage>[/<partition>]/<fingerprint>/`` where the fingerprint
-hashes everything the output depends on (input hashes, configuration, code version). A stage whose
-fingerprint directory already exists has nothing to do, which is what makes a re-run with nothing
-changed take seconds. ``current.json`` beside the fingerprint directories names the newest one, so a
-downstream stage finds its input without asking the orchestrator.
+Every stage writes its files into an entry ``<root>/<stage>[/<partition>]/<fingerprint>/`` where the
+fingerprint hashes everything the output depends on (input hashes, configuration, code version). A stage
+whose entry already exists has nothing to do, which is what makes a re-run with nothing changed take
+seconds. Entries are immutable: an entry appears whole (a rename of a finished folder) or not at all, and
+is never replaced or deleted, so a reader never sees half of one and two writers of the same fingerprint
+cannot disturb each other (the first rename wins; the same inputs made the same content). Which entry a
+stage reads is not this module's business: the orchestrator hands it over (see ``core/handoff.py``).
 
 Temporaries are named ``.<final name>.w<pid>-<writer host>.<random>.tmp``: a writer killed with SIGKILL
 cannot clean up after itself, and the name lets :func:`remove_stale_temps` (run at the start of every
@@ -15,6 +17,7 @@ runs share one artifact root.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -25,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 _CHUNK = 1 << 20
 
@@ -86,16 +89,22 @@ def write_json_atomic(final: str | os.PathLike, obj: Any) -> Path:
 
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside ``final``; it becomes ``final`` only if the block succeeds."""
+    """Yield a temporary directory beside ``final``; it becomes ``final`` only if the block succeeds.
+
+    If ``final`` appeared meanwhile (another writer of the same content), it is kept as it is and the
+    temporary is discarded: nothing that exists is ever replaced.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(final), suffix=".tmp", dir=final.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        try:
+            os.rename(tmp, final)  # fails, instead of replacing, when final is a non-empty directory
+        except OSError as exc:
+            if not (final / DONE).is_file():
+                raise ArtifactError(f"cannot create {final}: {exc}") from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -224,9 +233,26 @@ def remove_stale_temps(
     return removed
 
 
+@contextlib.contextmanager
+def exclusive(lock_path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (created if missing) for the block, across processes; the
+    kernel releases it when the holder dies, so a killed run never leaves a stuck lock."""
+    lock_path = Path(lock_path)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+DONE = "DONE"  # written last into a finished entry, before it is renamed into place
+
+
 @dataclass(frozen=True)
 class StageDir:
-    """Where one stage (and partition) keeps its fingerprinted outputs."""
+    """Where one stage (and partition) keeps its fingerprinted, immutable entries."""
 
     path: Path
 
@@ -234,37 +260,45 @@ class StageDir:
         return self.path / fp
 
     def cached(self, fp: str) -> Path | None:
-        """The finished output directory for this fingerprint, if a previous run produced it."""
+        """The finished entry for this fingerprint, if some run produced it."""
         entry = self.entry(fp)
-        return entry if (entry / "DONE").is_file() else None
+        return entry if (entry / DONE).is_file() else None
 
     @contextlib.contextmanager
     def produce(self, fp: str) -> Iterator[Path]:
-        """A scratch directory that becomes the fingerprint's output when the block succeeds."""
+        """A scratch directory that becomes the fingerprint's entry when the block succeeds (unless
+        another writer's entry for ``fp`` got there first: then that one stands)."""
         with atomic_dir(self.entry(fp)) as tmp:
             yield tmp
-            (tmp / "DONE").write_text(fp + "\n")
-        self.set_current(fp)
+            (tmp / DONE).write_text(fp + "\n")
 
-    def set_current(self, fp: str) -> None:
-        write_json_atomic(self.path / "current.json", {"fingerprint": fp})
-
-    def current(self) -> Path:
-        """The newest finished output of this stage; raises if the stage never ran."""
-        pointer = self.path / "current.json"
+    @contextlib.contextmanager
+    def produce_by_content(self, content_key: Callable[[Path], str]) -> Iterator[ContentEntry]:
+        """A scratch folder (``.folder``) whose entry is named after what ends up in it:
+        ``content_key(folder)``, computed when the block succeeds (e.g. the hash of a dataset, wherever it
+        was read from). Afterwards ``.entry`` is the entry, whoever wrote it first."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        made = ContentEntry(Path(tempfile.mkdtemp(prefix=_temp_prefix(self.path / "content"), suffix=".tmp", dir=self.path)))
         try:
-            fp = json.loads(pointer.read_text())["fingerprint"]
-        except FileNotFoundError:
-            raise MissingArtifactError(
-                f"no output at {self.path}: materialize this stage (and its upstream stages) first"
-            ) from None
-        entry = self.cached(fp)
-        if entry is None:
-            raise MissingArtifactError(f"{pointer} names {fp}, which is missing or unfinished; re-materialize")
-        return entry
+            yield made
+            fp = content_key(made.folder)
+            if self.cached(fp) is None:
+                with atomic_dir(self.entry(fp)) as tmp:
+                    for item in made.folder.iterdir():
+                        os.replace(item, tmp / item.name)
+                    (tmp / DONE).write_text(fp + "\n")
+            made.entry = self.entry(fp)
+        finally:
+            shutil.rmtree(made.folder, ignore_errors=True)
 
 
-class MissingArtifactError(RuntimeError):
+@dataclass
+class ContentEntry:
+    folder: Path  # where the block writes
+    entry: Path | None = None  # the finished entry, once the block succeeded
+
+
+class ArtifactError(RuntimeError):
     pass
 
 

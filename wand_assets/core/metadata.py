@@ -1,14 +1,27 @@
-"""Small helpers shared by the asset modules: file metadata, tables and the target partitions."""
+"""Small helpers shared by the asset modules: the device partitions, entry outputs, file metadata, tables."""
 
 
+import warnings
 from pathlib import Path
 
 import dagster as dg
 
 from wand_assets.core.artifacts import sha256_file
-from wand_assets.core.targets import TARGETS
+from wand_assets.core.handoff import ENTRY
+from wand_assets.core.targets import DEVICE_TARGETS
 
-target_partitions = dg.StaticPartitionsDefinition(list(TARGETS))
+# One partition set for everything per device variant: compiled model, firmware, device evaluation.
+device_partitions = dg.StaticPartitionsDefinition(DEVICE_TARGETS)
+
+
+def entry_output(entry: Path, metadata: dict, data_version: str) -> dg.Output:
+    """What every asset returns: its immutable artifact entry (handed to the stages below it), the entry's
+    path in the metadata, and a data version from the content it stands for."""
+    with warnings.catch_warnings():  # Output's data_version is "beta" in 1.13; it is how an output names its version
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.Output(
+            entry, metadata={ENTRY: dg.MetadataValue.path(str(entry)), **metadata}, data_version=dg.DataVersion(data_version)
+        )
 
 
 def file_metadata(path: Path, sha256: str | None = None) -> dict:

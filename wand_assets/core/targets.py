@@ -113,6 +113,7 @@ TARGETS: dict[str, Target] = {
 }
 
 DEVICE_TARGETS: list[str] = [name for name, t in TARGETS.items() if t.is_device]
+HOST_TARGET = "host"  # the x86-64 parity reference, the one target that is not a device
 
 
 def get_target(name: str) -> Target:

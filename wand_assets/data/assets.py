@@ -1,26 +1,28 @@
 """Dataset stage: the verified raw recordings and the windowed person split."""
 
 
+import hashlib
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 
 from wand_assets.core import plots
 from wand_assets.core.artifacts import fingerprint, sha256_file, write_json_atomic
-from wand_assets.core.metadata import file_metadata, table
+from wand_assets.core.metadata import entry_output, file_metadata, table
 from wand_assets.core.resources import ArtifactStoreResource
 from wand_assets.data import dataset, recordings, windows
 from wand_assets.data.resources import DatasetSource
 
-ARCHIVE_CODE_VERSION = "1"
+ARCHIVE_CODE_VERSION = "2"  # 2: entries keyed by the dataset's content
+WINDOWS_CODE_VERSION = "1"
 
 
 def dataset_hash(files: dict[str, str]) -> str:
-    """The dataset's identity: its files' relative paths and SHA-256s, wherever it was read from."""
-    return fingerprint(sorted(files.items()))
-WINDOWS_CODE_VERSION = "1"
+    """The dataset's identity: SHA-256 over its files' relative paths and SHA-256s, wherever it was read from."""
+    return hashlib.sha256("".join(f"{name}\0{sha}\n" for name, sha in sorted(files.items())).encode()).hexdigest()
 
 
 @dg.asset(
@@ -30,50 +32,44 @@ WINDOWS_CODE_VERSION = "1"
 )
 def magic_wand_archive(
     context: dg.AssetExecutionContext, source: DatasetSource, artifact_store: ArtifactStoreResource
-) -> dg.MaterializeResult:
+) -> dg.Output[Path]:
     """The raw Magic Wand recordings (TFLM's official archive), verified and copied into the artifact root.
 
     Source: the `source` resource, `$WAND_DATASET`, or the official URL. Archives must match the
     official SHA-1; folders must hold the official files byte for byte unless verification is off.
+    The entry is named after the content, so the same recordings from anywhere are one entry.
     """
-    store = artifact_store.store()
     location = source.resolved()
-    stage = store.stage("magic_wand_archive")
-    # Acquiring is cheap (a 1.4 MB copy or a 0.45 MB download), so it always runs and re-verifies;
-    # downstream stages key on the content hash, so identical data does not re-run them.
-    scratch_fp = fingerprint("acquire", location, ARCHIVE_CODE_VERSION)
-    with stage.produce(scratch_fp) as out:
+    stage = artifact_store.store().stage("magic_wand_archive")
+    # Acquiring is cheap (a 1.4 MB copy or a 0.45 MB download), so it always runs and re-verifies.
+    with stage.produce_by_content(lambda folder: json.loads((folder / "manifest.json").read_text())["dataset_sha256"]) as made:
         acquired = dataset.acquire(
             location,
-            out / "raw",
+            made.folder / "raw",
             expected_sha1=source.expected_sha1,
             verify_files=source.verify_files,
             download_timeout_s=source.download_timeout_s,
             log=context.log.info,
         )
-        recs, report = recordings.parse_tree(acquired.raw_dir)
+        recs, _ = recordings.parse_tree(acquired.raw_dir)
         manifest = {
-            "source": location,
-            "source_kind": acquired.source_kind,
-            "archive_sha1": acquired.archive_sha1,
-            "official": acquired.is_official,
             "files": acquired.files,
-            "skipped_members": acquired.skipped_members,
             "recordings_per_class": recordings.recordings_per_class(recs),
             "dataset_sha256": dataset_hash(acquired.files),
         }
-        write_json_atomic(out / "manifest.json", manifest)
-    content_sha = manifest["dataset_sha256"]
+        write_json_atomic(made.folder / "manifest.json", manifest)
+    assert made.entry is not None
     files_per_class = {c: sum(1 for k in acquired.files if k.startswith(c + "/")) for c in dataset.CLASSES}
     rows = [
         {"class": c, "files": files_per_class[c], "recordings": manifest["recordings_per_class"][c]}
         for c in dataset.CLASSES
     ]
     context.log.info(f"{len(acquired.files)} files, recordings per class {manifest['recordings_per_class']}")
-    return dg.MaterializeResult(
-        metadata={
-            "path": dg.MetadataValue.path(str(stage.entry(scratch_fp) / "raw")),
-            "sha256": content_sha,
+    return entry_output(
+        made.entry,
+        {
+            "path": dg.MetadataValue.path(str(made.entry / "raw")),
+            "dataset_sha256": manifest["dataset_sha256"],
             "source": location,
             "source_kind": acquired.source_kind,
             "archive_sha1": acquired.archive_sha1 or "(folder)",
@@ -82,7 +78,7 @@ def magic_wand_archive(
             "recordings": sum(manifest["recordings_per_class"].values()),
             "per_class": table(rows),
         },
-        data_version=dg.DataVersion(content_sha),
+        manifest["dataset_sha256"],
     )
 
 
@@ -108,24 +104,22 @@ class WindowsConfig(dg.Config):
 
 
 @dg.asset(
-    deps=[magic_wand_archive],
     kinds={"numpy", "dataset"},
     group_name="dataset",
     code_version=WINDOWS_CODE_VERSION,
 )
 def gesture_windows(
-    context: dg.AssetExecutionContext, config: WindowsConfig, artifact_store: ArtifactStoreResource
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext, config: WindowsConfig, artifact_store: ArtifactStoreResource, magic_wand_archive: Path
+) -> dg.Output[Path]:
     """128×3 milli-g windows split by person (no person in two splits), train split augmented.
 
     Stored as `windows.npz` (x, y, split, group, recording, variant). The split table and one
     example window per class are shown below.
     """
-    store = artifact_store.store()
-    raw_entry = store.stage("magic_wand_archive").current()
+    raw_entry = magic_wand_archive
     archive_sha = json.loads((raw_entry / "manifest.json").read_text())["dataset_sha256"]
     windowing = config.to_windowing()
-    stage = store.stage("gesture_windows")
+    stage = artifact_store.store().stage("gesture_windows")
     fp = fingerprint(archive_sha, asdict(windowing), WINDOWS_CODE_VERSION)
     if (entry := stage.cached(fp)) is None:
         recs, report = recordings.parse_tree(raw_entry / "raw")
@@ -157,7 +151,6 @@ def gesture_windows(
             )
         entry = stage.entry(fp)
     else:
-        stage.set_current(fp)
         context.log.info(f"windows for these inputs already exist ({fp}); nothing to do")
     summary = json.loads((entry / "summary.json").read_text())
     windowset = windows.WindowSet.load(entry / "windows.npz")
@@ -171,9 +164,11 @@ def gesture_windows(
     groups_md = "\n".join(f"- **{s}**: {', '.join(g)}" for s, g in summary["groups"].items())
     npz = entry / "windows.npz"
     sha = sha256_file(npz)
-    return dg.MaterializeResult(
-        metadata={
+    return entry_output(
+        entry,
+        {
             **file_metadata(npz, sha),
+            "dataset_sha256": archive_sha,
             "windows": len(windowset),
             "windows_per_split": table(rows),
             "skipped_lines": summary["parse"]["skipped_lines"],
@@ -184,12 +179,11 @@ def gesture_windows(
                 + plots.markdown_image(plots.window_examples_png(examples), "example windows")
             ),
         },
-        data_version=dg.DataVersion(sha),
+        sha,
     )
 
 
 @dg.asset_check(asset=gesture_windows, description="Every class in every split; no person in two splits.")
-def split_is_sound(artifact_store: ArtifactStoreResource) -> dg.AssetCheckResult:
-    entry = artifact_store.store().stage("gesture_windows").current()
-    problems = windows.check_split(windows.WindowSet.load(entry / "windows.npz"))
+def split_is_sound(gesture_windows: Path) -> dg.AssetCheckResult:
+    problems = windows.check_split(windows.WindowSet.load(gesture_windows / "windows.npz"))
     return dg.AssetCheckResult(passed=not problems, metadata={"problems": "\n".join(problems) or "none"})

@@ -11,23 +11,15 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from wand_assets.compilation.assets import compiled_model, host_evaluation
 from wand_assets.compilation.iospec import MODEL_IO
 from wand_assets.core import plots
-from wand_assets.core.artifacts import (
-    fingerprint,
-    sha256_file,
-    sha256_tree,
-    write_json_atomic,
-)
-from wand_assets.core.metadata import file_metadata, table
-from wand_assets.core.metrics import classification_metrics
+from wand_assets.core.artifacts import exclusive, fingerprint, sha256_file, sha256_tree, write_json_atomic
+from wand_assets.core.metadata import device_partitions, entry_output, file_metadata, table
 from wand_assets.core.resources import ArtifactStoreResource, QualityGates
-from wand_assets.core.targets import DEVICE_TARGETS, get_target
-from wand_assets.data.assets import gesture_windows
+from wand_assets.core.targets import get_target
 from wand_assets.data.dataset import CLASSES
 from wand_assets.data.windows import WindowSet
-from wand_assets.device import firmware_build, renode_stats
+from wand_assets.device import firmware_build, renode_stats, results
 from wand_assets.device.protocol import DeviceClient
 from wand_assets.device.regression import Tolerances, find_regressions
 from wand_assets.device.resources import FirmwareToolchain, SimulatorResource
@@ -36,10 +28,8 @@ from wand_assets.training.model import as_model_input
 
 FIRMWARE_CODE_VERSION = "1"
 DEVICE_EVAL_CODE_VERSION = "1"
-
-device_partitions = dg.StaticPartitionsDefinition(DEVICE_TARGETS)
-
-_same_target = dg.StaticPartitionMapping({t: t for t in DEVICE_TARGETS})
+# How many earlier evaluations of a target to look through for the regression baseline.
+BASELINE_LOOKBACK = 50
 
 
 @dg.asset(
@@ -51,7 +41,7 @@ _same_target = dg.StaticPartitionMapping({t: t for t in DEVICE_TARGETS})
 )
 def firmware(
     context: dg.AssetExecutionContext, toolchain: FirmwareToolchain, artifact_store: ArtifactStoreResource
-) -> dg.MaterializeResult:
+) -> dg.Output[Path]:
     """Bare-metal RV32 firmware (ELF) that receives a `.vmfb` over UART and runs it with the IREE runtime.
 
     Built from `firmware/` with Debian's riscv64-unknown-elf GCC + picolibc and the IREE v3.11.0 runtime
@@ -59,35 +49,36 @@ def firmware(
     """
     target = get_target(context.partition_key)
     iree = firmware_build.check_iree_source(toolchain.iree_source())
-    stage = artifact_store.store().stage("firmware", target.name)
+    store = artifact_store.store()
+    stage = store.stage("firmware", target.name)
     fp = fingerprint(
         sha256_tree(firmware_build.FIRMWARE_DIR), asdict(target), iree.version, iree.commit, firmware_build.toolchain_versions(), FIRMWARE_CODE_VERSION
     )
     if (entry := stage.cached(fp)) is None:
-        build_dir = toolchain.build_dir(target.name)
-        log_path = build_dir.parent / f"{target.name}-{firmware_build.BUILD_LOG_NAME}"
+        # One build tree per target and fingerprint under the artifact root; a second run of the same
+        # build waits for the first instead of sharing its tree.
+        build_dir = (Path(toolchain.build_root) if toolchain.build_root else store.root / "build") / "firmware" / target.name / fp
+        log_path = build_dir / firmware_build.BUILD_LOG_NAME
         context.log.info(f"{target.name}: building the firmware; the full compiler output goes to {log_path}")
-        with stage.produce(fp) as out:
-            with firmware_build.build_log(log_path, context.log.info) as build_log:
-                build = firmware_build.build_firmware(
-                    target,
-                    iree.path,
-                    build_dir,
-                    out / firmware_build.ELF_NAME,
-                    log=build_log,
-                    timeout_s=toolchain.build_timeout_s,
-                )
-            shutil.copyfile(log_path, out / firmware_build.BUILD_LOG_NAME)
-            write_json_atomic(out / "build.json", build.as_dict())
-        entry = stage.entry(fp)
+        with exclusive(build_dir.with_name(build_dir.name + ".lock")):
+            if (entry := stage.cached(fp)) is None:
+                with stage.produce(fp) as out:
+                    with firmware_build.build_log(log_path, context.log.info) as build_log:
+                        build = firmware_build.build_firmware(
+                            target, iree.path, build_dir / "cmake", out / firmware_build.ELF_NAME,
+                            log=build_log, timeout_s=toolchain.build_timeout_s,
+                        )
+                    shutil.copyfile(log_path, out / firmware_build.BUILD_LOG_NAME)
+                    write_json_atomic(out / "build.json", build.as_dict())
+                entry = stage.entry(fp)
     else:
-        stage.set_current(fp)
         context.log.info(f"{target.name}: firmware for these sources and toolchain already exists ({fp})")
     info = json.loads((entry / "build.json").read_text())
     elf = entry / firmware_build.ELF_NAME
     sha = sha256_file(elf)
-    return dg.MaterializeResult(
-        metadata={
+    return entry_output(
+        entry,
+        {
             **file_metadata(elf, sha),
             "build_log": dg.MetadataValue.path(str(entry / firmware_build.BUILD_LOG_NAME)),
             "target": target.name,
@@ -102,7 +93,7 @@ def firmware(
             "picolibc": info["picolibc_version"],
             "cmake": info["cmake_version"],
         },
-        data_version=dg.DataVersion(sha),
+        sha,
     )
 
 
@@ -112,12 +103,6 @@ class DeviceEvaluationConfig(dg.Config):
 
 
 @dg.asset(
-    deps=[
-        dg.AssetDep(compiled_model, partition_mapping=_same_target),
-        firmware,
-        gesture_windows,
-        host_evaluation,
-    ],
     partitions_def=device_partitions,
     kinds={"qemu", "renode", "riscv"},
     automation_condition=dg.AutomationCondition.eager(),
@@ -133,7 +118,7 @@ class DeviceEvaluationConfig(dg.Config):
         dg.AssetCheckSpec(
             "no_regression",
             asset="device_evaluation",
-            description="Accuracy and instructions per inference against the previous evaluation of this target (warns).",
+            description="Accuracy and instructions per inference against the last evaluation of this target that passed (warns).",
         ),
     ],
 )
@@ -143,7 +128,11 @@ def device_evaluation(
     simulator: SimulatorResource,
     artifact_store: ArtifactStoreResource,
     gates: QualityGates,
-) -> dg.MaterializeResult:
+    compiled_model: Path,
+    firmware: Path,
+    gesture_windows: Path,
+    host_evaluation: Path,
+):
     """The whole test split on the simulated device over Kenning's UART protocol.
 
     IOSPEC + MODEL once, then DATA / PROCESS / OUTPUT (+ STATS for the device's own instruction count)
@@ -153,17 +142,20 @@ def device_evaluation(
     """
     target = get_target(context.partition_key)
     store = artifact_store.store()
-    compiled = store.stage("compiled_model", target.name).current()
-    elf = store.stage("firmware", target.name).current() / firmware_build.ELF_NAME
-    windows_path = store.stage("gesture_windows").current() / "windows.npz"
-    host_predictions = store.stage("host_evaluation").current() / "predictions.parquet"
-    vmfb = compiled / "model.vmfb"
-    inputs = {"vmfb": sha256_file(vmfb), "elf": sha256_file(elf), "windows": sha256_file(windows_path), "host": sha256_file(host_predictions)}
+    vmfb = compiled_model / "model.vmfb"
+    elf = firmware / firmware_build.ELF_NAME
+    windows_path = gesture_windows / "windows.npz"
+    host_predictions = host_evaluation / "predictions.parquet"
+    inputs = results.EvaluationInputs(
+        vmfb=sha256_file(vmfb), elf=sha256_file(elf), windows=sha256_file(windows_path), host=sha256_file(host_predictions)
+    )
     stage = store.stage("device_evaluation", target.name)
     if config.windows < 0:
         raise dg.Failure(f"windows must be 0 (the whole test split) or a positive count, not {config.windows}")
-    fp = fingerprint(inputs, simulator.identity(), config.windows, DEVICE_EVAL_CODE_VERSION)
-    if (entry := stage.cached(fp)) is None or config.force:
+    fp = fingerprint(asdict(inputs), simulator.identity(), config.windows, DEVICE_EVAL_CODE_VERSION)
+    if config.force:  # a forced run measures again into an entry of its own; earlier entries stay as they were
+        fp = fingerprint(fp, "forced", context.run_id)
+    if (entry := stage.cached(fp)) is None:
         test = WindowSet.load(windows_path).select("test")
         if config.windows:
             test = test.head(config.windows)
@@ -183,87 +175,42 @@ def device_evaluation(
                 )
                 sim_info = session.describe()
             firmware_log = session.log_text()
-        wall = time.monotonic() - started
         renode = getattr(session, "statistics", None)  # Renode-only; complete once the session has ended
-        host = pd.read_parquet(host_predictions).iloc[: len(test)]
-        host_scores = host[[f"iree_{c}" for c in CLASSES]].to_numpy(np.float32)
-        device_class = run.scores.argmax(axis=1)
-        frame = pd.DataFrame(
-            {
-                "window": np.arange(len(test)),
-                "recording": test.recording,
-                "true_class": test.y,
-                "device_class": device_class,
-                "host_class": host["iree_class"].to_numpy(),
-                "max_abs_diff_vs_host": np.abs(run.scores - host_scores).max(axis=1),
-                "inference_instructions": run.inference_instructions,
-                "inference_cycles": run.inference_cycles,
-                "simulated_seconds": run.inference_seconds,
-                "round_trip_seconds": run.round_trip_seconds,
-                **{f"device_{c}": run.scores[:, i] for i, c in enumerate(CLASSES)},
-            }
+        measured = results.assemble(
+            target, test, pd.read_parquet(host_predictions), run, inputs=inputs, simulator=sim_info,
+            vmfb_bytes=vmfb.stat().st_size, wall_seconds=time.monotonic() - started, renode=renode,
         )
-        if renode and len(renode["request_window_instructions"]) == len(test):
-            frame["renode_request_instructions"] = renode["request_window_instructions"]
-            frame["renode_request_virtual_seconds"] = renode["request_window_virtual_seconds"]
-        metrics = classification_metrics(test.y, device_class, CLASSES)
-        allocation = {k: run.final_stats.get(k) for k in ("host_bytes_peak", "host_bytes_allocated", "host_bytes_freed", "device_bytes_peak", "device_bytes_allocated", "device_bytes_freed")}
-        summary = {
-            "target": target.name,
-            "simulator": sim_info,
-            "windows": len(test),
-            "accuracy": metrics.accuracy,
-            "metrics": metrics.as_dict(),
-            "argmax_mismatches_vs_host": int((frame["device_class"] != frame["host_class"]).sum()),
-            "max_abs_diff_vs_host": float(frame["max_abs_diff_vs_host"].max()),
-            "instructions_per_inference_mean": float(run.inference_instructions.mean()),
-            "instructions_per_inference_median": float(np.median(run.inference_instructions)),
-            "simulated_ms_mean": float(np.nanmean(run.inference_seconds) * 1e3),
-            "setup_seconds": run.setup_seconds,
-            "wall_seconds": wall,
-            "final_stats": run.final_stats,
-            "inputs": inputs,
-        }
-        measurements = {
-            "build_cfg": {"target": asdict(target), "simulator": sim_info, "vmfb_sha256": inputs["vmfb"], "firmware_sha256": inputs["elf"]},
-            "protocol_inference_step": run.inference_seconds.tolist(),
-            "inference_instructions": run.inference_instructions.tolist(),
-            "eval_confusion_matrix": metrics.confusion.tolist(),
-            "total": len(test),
-            "class_names": list(CLASSES),
-            "allocation_stats": allocation,
-            "compiled_model_size": vmfb.stat().st_size,
-        }
-        if renode:
-            summary["renode"] = _renode_summary(renode)
-            measurements.update({k: renode[k] for k in _RENODE_MEASUREMENT_KEYS if k in renode})
         with stage.produce(fp) as out:
-            frame.to_parquet(out / "results.parquet", index=False)
-            write_json_atomic(out / "summary.json", summary)
-            write_json_atomic(out / "measurements.json", measurements)
+            measured.frame.to_parquet(out / "results.parquet", index=False)
+            write_json_atomic(out / "summary.json", measured.summary)
+            write_json_atomic(out / "measurements.json", measured.measurements)
             (out / "firmware.log").write_text(firmware_log)
             if renode:
                 write_json_atomic(out / "renode_stats.json", renode)
         entry = stage.entry(fp)
     else:
-        stage.set_current(fp)
         context.log.info(f"{target.name}: a device evaluation for these inputs already exists ({fp})")
     summary = json.loads((entry / "summary.json").read_text())
     metrics = summary["metrics"]
-    parity = summary["argmax_mismatches_vs_host"] == 0 and summary["max_abs_diff_vs_host"] <= gates.parity_atol
     stats = summary["final_stats"]
-    previous = _previous_evaluation(context)
+    baseline, baseline_run = _regression_baseline(context)
     current = {"accuracy": metrics["accuracy"], "instructions": summary["instructions_per_inference_median"]}
-    regressions = find_regressions(previous, current, Tolerances(gates.max_accuracy_drop, gates.max_instruction_growth))
+    regressions = find_regressions(baseline, current, Tolerances(gates.max_accuracy_drop, gates.max_instruction_growth))
     for problem in regressions:
         context.log.warning(f"{target.name}: {problem}")
-    renode_metadata = _renode_metadata(entry) if "renode" in summary else {}
-    return dg.MaterializeResult(
-        metadata={
-            **renode_metadata,
-            **file_metadata(entry / "results.parquet"),
+    parquet = entry / "results.parquet"
+    sha = sha256_file(parquet)
+    yield entry_output(
+        entry,
+        {
+            **(_renode_metadata(entry) if "renode" in summary else {}),
+            **file_metadata(parquet, sha),
             "measurements": dg.MetadataValue.path(str(entry / "measurements.json")),
             "firmware_log": dg.MetadataValue.path(str(entry / "firmware.log")),
+            "vmfb_sha256": summary["inputs"]["vmfb"],
+            "firmware_sha256": summary["inputs"]["elf"],
+            "windows_sha256": summary["inputs"]["windows"],
+            "host_predictions_sha256": summary["inputs"]["host"],
             "target": target.name,
             "simulator": f"{summary['simulator'].get('name')} {summary['simulator'].get('version', '')}".strip(),
             "windows": summary["windows"],
@@ -275,6 +222,8 @@ def device_evaluation(
             "device_wall_seconds": round(summary["wall_seconds"], 1),
             "host_bytes_peak": stats.get("host_bytes_peak", 0),
             "heap_bytes_peak": stats.get("heap_bytes_peak", 0),
+            # A later evaluation is compared with the newest one that passed no_regression.
+            "regression_baseline": not regressions,
             "per_class": table(metrics["per_class"]),
             "confusion_matrix": dg.MetadataValue.md(
                 plots.markdown_image(
@@ -283,78 +232,48 @@ def device_evaluation(
                 )
             ),
         },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="device_matches_host",
-                passed=parity,
-                metadata={
-                    "argmax_mismatches": summary["argmax_mismatches_vs_host"],
-                    "max_abs_diff": summary["max_abs_diff_vs_host"],
-                    "tolerance": gates.parity_atol,
-                },
-            ),
-            dg.AssetCheckResult(
-                check_name="no_regression",
-                passed=not regressions,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata={
-                    "previous": str(previous) if previous else "(first evaluation)",
-                    "current": str(current),
-                    "regressions": "\n".join(regressions) or "none",
-                },
-            ),
-        ],
+        sha,
+    )
+    yield dg.AssetCheckResult(
+        check_name="device_matches_host",
+        passed=results.parity(summary, gates.parity_atol),
+        metadata={
+            "argmax_mismatches": summary["argmax_mismatches_vs_host"],
+            "max_abs_diff": summary["max_abs_diff_vs_host"],
+            "tolerance": gates.parity_atol,
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="no_regression",
+        passed=not regressions,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "baseline": str(baseline) if baseline else "(first evaluation)",
+            "baseline_run": baseline_run or "",
+            "current": str(current),
+            "regressions": "\n".join(regressions) or "none",
+        },
     )
 
 
-def _previous_evaluation(context: dg.AssetExecutionContext) -> dict | None:
-    """Accuracy and median instructions of this target's previous materialization, from the event log."""
+def _regression_baseline(context: dg.AssetExecutionContext) -> tuple[dict | None, str | None]:
+    """Accuracy and median instructions of this target's newest evaluation that passed no_regression
+    (a regressed run, e.g. a nightly one, never becomes the baseline), from the event log."""
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=1
+        dg.AssetRecordsFilter(asset_key=context.asset_key, asset_partitions=[context.partition_key]), limit=BASELINE_LOOKBACK
     ).records
-    if not records:
-        return None
-    metadata = records[0].asset_materialization.metadata
-    try:
-        return {
-            "accuracy": metadata["accuracy"].value,
-            "instructions": metadata["instructions_per_inference_median"].value,
-        }
-    except KeyError:
-        return None
-
-
-_RENODE_MEASUREMENT_KEYS = (
-    "opcode_counters",
-    "profiler_timestamps",
-    "executed_instructions",
-    "memory_accesses",
-    "peripheral_accesses",
-    "exceptions",
-)
-
-
-def _renode_summary(stats: dict) -> dict:
-    """The scalar Renode-only numbers (the series stay in renode_stats.json)."""
-    windows = np.asarray(stats["request_window_instructions"], dtype=np.float64)
-    seconds = np.asarray(stats["request_window_virtual_seconds"], dtype=np.float64)
-    return {
-        "instructions_per_inference_pass": stats["instructions_per_inference_pass"],
-        "vector_opcodes_fraction": stats["vector_opcodes_fraction"],
-        "top_10_opcodes_per_inference_pass": stats["top_10_opcodes_per_inference_pass"],
-        "request_window_instructions_median": float(np.median(windows)) if len(windows) else None,
-        "request_window_virtual_ms_median": float(np.median(seconds) * 1e3) if len(seconds) else None,
-        "loop_executed_instructions": stats["loop_executed_instructions"],
-        "loop_virtual_seconds": stats["loop_virtual_seconds"],
-        "worker_peak_rss_kib": stats["worker_peak_rss_kib"],
-        "profiler_dump_bytes": stats.get("profiler_dump_bytes"),
-        "process_requests": stats.get("inference"),  # opcode counts within the PROCESS requests only
-    }
+    for record in records:
+        metadata = record.asset_materialization.metadata
+        baseline = metadata.get("regression_baseline")
+        if baseline is not None and baseline.value and "accuracy" in metadata:
+            values = {"accuracy": metadata["accuracy"].value, "instructions": metadata["instructions_per_inference_median"].value}
+            return values, record.run_id
+    return None, None
 
 
 def _renode_metadata(entry: Path) -> dict:
     stats = json.loads((entry / "renode_stats.json").read_text())
-    summary = _renode_summary(stats)
+    summary = results.renode_summary(stats)
     top = dict(sorted(stats["top_10_opcodes_per_inference_pass"].items(), key=lambda kv: -kv[1]))  # JSON sorted the keys
     return {
         "renode_stats": dg.MetadataValue.path(str(entry / "renode_stats.json")),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from wand_assets.core import plots
-from wand_assets.core.artifacts import ArtifactStore, MissingArtifactError, sha256_file
+from wand_assets.core.artifacts import sha256_file
 from wand_assets.core.targets import DEVICE_TARGETS, TARGETS
+from wand_assets.device.firmware_build import ELF_NAME
 from wand_assets.data.dataset import CLASSES
 from wand_assets.device import renode_stats
 from wand_assets.report.document import (
@@ -26,26 +28,62 @@ def _json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _optional(store: ArtifactStore, stage: str, partition: str | None = None) -> Path | None:
-    try:
-        return store.stage(stage, partition).current()
-    except MissingArtifactError:
-        return None
+@dataclass(frozen=True)
+class ReportInputs:
+    """The entries the report reads, as the orchestrator handed them over (per device target where partitioned)."""
+
+    archive: Path
+    windows: Path
+    model: Path
+    host_model: Path
+    host: Path
+    compiled: dict[str, Path] = field(default_factory=dict)
+    firmware: dict[str, Path] = field(default_factory=dict)
+    devices: dict[str, Path] = field(default_factory=dict)
 
 
-def build_report(store: ArtifactStore) -> tuple[Report, dict]:
-    """The report and a flat summary of its headline numbers (for metadata and regression checks)."""
-    archive = store.stage("magic_wand_archive").current()
-    windows = store.stage("gesture_windows").current()
-    training_dir = store.stage("trained_model").current()
-    host_dir = store.stage("host_evaluation").current()
-    training = _json(training_dir / "training.json")
-    host = _json(host_dir / "summary.json")
-    devices = {t: d for t in DEVICE_TARGETS if (d := _optional(store, "device_evaluation", t))}
+CURRENT, STALE, MISSING = "current", "stale", "missing"
+
+
+def device_status(inputs: ReportInputs) -> list[dict]:
+    """Per device target: did its newest evaluation measure the current compiled model and firmware?"""
+    rows = []
+    for t in DEVICE_TARGETS:
+        row = {"target": t, "status": MISSING, "measured_vmfb_sha256": "", "measured_firmware_sha256": ""}
+        if (d := inputs.devices.get(t)) is not None:
+            measured = _json(d / "summary.json")["inputs"]
+            row["measured_vmfb_sha256"], row["measured_firmware_sha256"] = measured["vmfb"], measured["elf"]
+            vmfb, elf = inputs.compiled.get(t), inputs.firmware.get(t)
+            is_current = (
+                vmfb is not None and elf is not None
+                and measured["vmfb"] == sha256_file(vmfb / "model.vmfb")
+                and measured["elf"] == sha256_file(elf / ELF_NAME)
+            )
+            row["status"] = CURRENT if is_current else STALE
+        rows.append(row)
+    return rows
+
+
+def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
+    """The report and a flat summary of its headline numbers (for metadata and regression checks).
+
+    Device results that measured an older model or firmware than the current ones are listed as stale
+    and kept out of every table of numbers.
+    """
+    training = _json(inputs.model / "training.json")
+    host = _json(inputs.host / "summary.json")
+    status = device_status(inputs)
+    current = [r["target"] for r in status if r["status"] == CURRENT]
+    devices = {t: inputs.devices[t] for t in current}
     device = {t: _json(d / "summary.json") for t, d in devices.items()}
     results = {t: pd.read_parquet(d / "results.parquet") for t, d in devices.items()}
     report = Report("wand — Magic Wand on a simulated RISC-V microcontroller")
-    summary: dict = {"host_accuracy": host["metrics"]["accuracy"], "targets": {}}
+    summary: dict = {"host_accuracy": host["metrics"]["accuracy"], "targets": {}, "device_results": status}
+
+    report.add(Heading("Device results"))
+    report.add(Table(["target", "status", "measured .vmfb sha256", "measured firmware sha256"],
+                     [[r["target"], r["status"], r["measured_vmfb_sha256"][:16], r["measured_firmware_sha256"][:16]] for r in status],
+                     "current: measured the current compiled model and firmware; stale: older ones (left out below); missing: never evaluated"))
 
     # Performance ------------------------------------------------------------------------------
     report.add(Heading("Performance"))
@@ -57,7 +95,7 @@ def build_report(store: ArtifactStore) -> tuple[Report, dict]:
         report.add(Table(["target", "first (ms)", "mean (ms)", "median (ms)", "std (ms)", "simulator"], rows,
                          "Simulated inference time per window (device timer around iree_vm_invoke)"))
     else:
-        report.add(Paragraph("No device evaluation yet: materialize firmware and device_evaluation (needs IREE_SOURCE_DIR)."))
+        report.add(Paragraph("No current device evaluation: materialize firmware and device_evaluation (needs IREE_SOURCE_DIR)."))
     report.add(Paragraph(f"Host IREE (x86-64, local-sync): {1000 * host['seconds'] / host['windows']:.3f} ms wall per window."))
 
     # Classification ---------------------------------------------------------------------------
@@ -79,8 +117,8 @@ def build_report(store: ArtifactStore) -> tuple[Report, dict]:
     if device:
         rows = []
         for t, s in device.items():
-            fw = _json(store.stage("firmware", t).current() / "build.json")
-            vmfb = store.stage("compiled_model", t).current() / "model.vmfb"
+            fw = _json(inputs.firmware[t] / "build.json")
+            vmfb = inputs.compiled[t] / "model.vmfb"
             st = s["final_stats"]
             rows.append([t, s["instructions_per_inference_median"], s["instructions_per_inference_mean"], fw["text_bytes"],
                          vmfb.stat().st_size, st.get("heap_bytes_peak", 0), st.get("device_bytes_peak", 0), st.get("stack_bytes_peak", 0)])
@@ -109,19 +147,18 @@ def build_report(store: ArtifactStore) -> tuple[Report, dict]:
 
     # Lineage ----------------------------------------------------------------------------------
     report.add(Heading("Lineage"))
-    manifest = _json(archive / "manifest.json")
+    manifest = _json(inputs.archive / "manifest.json")
     rows = [
-        ["dataset", manifest["dataset_sha256"], f"{manifest['source_kind']}: {manifest['source']}"],
-        ["windows", sha256_file(windows / "windows.npz"), "windows.npz"],
-        ["model", sha256_file(training_dir / "model.keras"), f"{training['parameters']} parameters"],
+        ["dataset", manifest["dataset_sha256"], f"{len(manifest['files'])} files (SHA-256 over their paths and SHA-256s)"],
+        ["windows", sha256_file(inputs.windows / "windows.npz"), "windows.npz"],
+        ["model", sha256_file(inputs.model / "model.keras"), f"{training['parameters']} parameters"],
+        ["vmfb host", sha256_file(inputs.host_model / "model.vmfb"), f"iree-compile {_json(inputs.host_model / 'compile.json')['iree_compiler']}"],
     ]
-    for t in TARGETS:
-        if (c := _optional(store, "compiled_model", t)) is not None:
-            info = _json(c / "compile.json")
-            rows.append([f"vmfb {t}", sha256_file(c / "model.vmfb"), f"iree-compile {info['iree_compiler']}"])
     for t, s in device.items():
-        fw = _json(store.stage("firmware", t).current() / "build.json")
-        rows.append([f"firmware {t}", fw["sha256"], f"gcc {fw['gcc_version']}, picolibc {fw['picolibc_version']}, IREE {fw['iree_source_version']} {fw['iree_source_commit'] or ''}".strip()])
+        fw = _json(inputs.firmware[t] / "build.json")
+        info = _json(inputs.compiled[t] / "compile.json")
+        rows.append([f"vmfb {t} (as measured)", s["inputs"]["vmfb"], f"iree-compile {info['iree_compiler']}"])
+        rows.append([f"firmware {t} (as measured)", s["inputs"]["elf"], f"gcc {fw['gcc_version']}, picolibc {fw['picolibc_version']}, IREE {fw['iree_source_version']} {fw['iree_source_commit'] or ''}".strip()])
         rows.append([f"simulator {t}", "", f"{s['simulator'].get('name')} — {s['simulator'].get('version')}"])
     report.add(Table(["artifact", "sha256", "made with"], rows))
     return report, summary

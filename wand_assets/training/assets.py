@@ -3,16 +3,16 @@
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 
 from wand_assets.core import plots
 from wand_assets.core.artifacts import fingerprint, sha256_file, write_json_atomic
-from wand_assets.core.metadata import file_metadata, table
+from wand_assets.core.metadata import entry_output, file_metadata, table
 from wand_assets.core.metrics import classification_metrics
 from wand_assets.core.resources import ArtifactStoreResource, QualityGates
-from wand_assets.data.assets import gesture_windows
 from wand_assets.data.dataset import CLASSES
 from wand_assets.data.windows import WindowSet
 from wand_assets.training import model as wand_model
@@ -38,20 +38,19 @@ class TrainingConfig(dg.Config):
 
 
 @dg.asset(
-    deps=[gesture_windows],
     kinds={"keras", "tensorflow"},
     group_name="training",
     code_version=TRAINING_CODE_VERSION,
 )
 def trained_model(
-    context: dg.AssetExecutionContext, config: TrainingConfig, artifact_store: ArtifactStoreResource
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext, config: TrainingConfig, artifact_store: ArtifactStoreResource, gesture_windows: Path
+) -> dg.Output[Path]:
     """The TFLM/Kenning Magic Wand CNN trained on the train split, saved as `.keras`.
 
     Metadata: test accuracy, per-class precision/recall/F1, confusion matrix and learning curves.
     """
     store = artifact_store.store()
-    windows_entry = store.stage("gesture_windows").current()
+    windows_entry = gesture_windows
     windows_sha = sha256_file(windows_entry / "windows.npz")
     training = config.to_training()
     stage = store.stage("trained_model")
@@ -78,16 +77,17 @@ def trained_model(
             )
         entry = stage.entry(fp)
     else:
-        stage.set_current(fp)
         context.log.info(f"a model for these inputs and settings already exists ({fp}); not retraining")
     report = json.loads((entry / "training.json").read_text())
     test = report["test"]
     confusion = np.asarray(test["confusion_matrix"])
     keras_path = entry / "model.keras"
     sha = sha256_file(keras_path)
-    return dg.MaterializeResult(
-        metadata={
+    return entry_output(
+        entry,
+        {
             **file_metadata(keras_path, sha),
+            "windows_sha256": windows_sha,
             "parameters": report["parameters"],
             "test_accuracy": test["accuracy"],
             "test_g_mean": test["g_mean"],
@@ -103,14 +103,13 @@ def trained_model(
                 plots.markdown_image(plots.learning_curves_png(report["history"]), "learning curves")
             ),
         },
-        data_version=dg.DataVersion(sha),
+        sha,
     )
 
 
 @dg.asset_check(asset=trained_model, blocking=True, description="Test accuracy is at least the configured floor.")
-def accuracy_above_floor(artifact_store: ArtifactStoreResource, gates: QualityGates) -> dg.AssetCheckResult:
-    entry = artifact_store.store().stage("trained_model").current()
-    accuracy = json.loads((entry / "training.json").read_text())["test"]["accuracy"]
+def accuracy_above_floor(trained_model: Path, gates: QualityGates) -> dg.AssetCheckResult:
+    accuracy = json.loads((trained_model / "training.json").read_text())["test"]["accuracy"]
     return dg.AssetCheckResult(
         passed=accuracy >= gates.min_test_accuracy,
         metadata={"test_accuracy": accuracy, "floor": gates.min_test_accuracy},

@@ -27,9 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from wand_assets.core.artifacts import (
-    ArtifactStore,  # after sys.path: a plain module, no Dagster
-)
+import dagster as dg  # noqa: E402 - after sys.path, so the checkout's package is the one measured
+
+from wand_assets.core.handoff import latest_entry  # noqa: E402
 
 ACCEPTED = {0: "every stage", 2: "host stages only (device stages skipped)"}
 
@@ -93,9 +93,9 @@ def main() -> None:
         runs.append((label, seconds, code, device))
         print(f"  {seconds:.1f} s, exit code {code}: {ACCEPTED[code]}", flush=True)
 
-    store = ArtifactStore(root)
-    training = json.loads((store.stage("trained_model").current() / "training.json").read_text())
-    host = json.loads((store.stage("host_evaluation").current() / "summary.json").read_text())
+    instance = dg.DagsterInstance.local_temp(tempdir=str(home))  # the runs' own history
+    training = json.loads((latest_entry(instance, "trained_model") / "training.json").read_text())
+    host = json.loads((latest_entry(instance, "host_evaluation") / "summary.json").read_text())
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print()
     print("| materialization, one process each | device stages | wall time |")

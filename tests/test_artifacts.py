@@ -4,7 +4,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
 
 from wand_assets.core.artifacts import (

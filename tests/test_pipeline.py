@@ -5,17 +5,19 @@ import threading
 
 import dagster as dg
 import pytest
-from dagster._core.errors import DagsterAssetCheckFailedError  # not re-exported at the top level in 1.13
 from conftest import persistent_instance, pipeline_resources, quick_config
+from dagster._core.errors import (
+    DagsterAssetCheckFailedError,  # not re-exported at the top level in 1.13
+)
 
 from wand_assets.compilation.iospec import unpack
 from wand_assets.core.artifacts import ArtifactStore
 from wand_assets.core.handoff import latest_entry
-from wand_assets.data.dataset import DatasetError
 from wand_assets.core.resources import QualityGates
 from wand_assets.core.targets import DEVICE_TARGETS
-from wand_assets.training.assets import TrainingConfig
+from wand_assets.data.dataset import DatasetError
 from wand_assets.pipeline import materialize_all
+from wand_assets.training.assets import TrainingConfig
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,12 @@ from wand_assets.core.artifacts import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from wand_assets.core.metadata import device_partitions, entry_output, file_metadata, table
+from wand_assets.core.metadata import (
+    device_partitions,
+    entry_output,
+    file_metadata,
+    table,
+)
 from wand_assets.core.metrics import classification_metrics
 from wand_assets.core.resources import ArtifactStoreResource, QualityGates
 from wand_assets.core.targets import HOST_TARGET, get_target

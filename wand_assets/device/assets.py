@@ -13,8 +13,19 @@ import pandas as pd
 
 from wand_assets.compilation.iospec import MODEL_IO
 from wand_assets.core import plots
-from wand_assets.core.artifacts import exclusive, fingerprint, sha256_file, sha256_tree, write_json_atomic
-from wand_assets.core.metadata import device_partitions, entry_output, file_metadata, table
+from wand_assets.core.artifacts import (
+    exclusive,
+    fingerprint,
+    sha256_file,
+    sha256_tree,
+    write_json_atomic,
+)
+from wand_assets.core.metadata import (
+    device_partitions,
+    entry_output,
+    file_metadata,
+    table,
+)
 from wand_assets.core.resources import ArtifactStoreResource, QualityGates
 from wand_assets.core.targets import get_target
 from wand_assets.data.dataset import CLASSES

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from conftest import quick_config
 
-from wand_assets.core.targets import DEVICE_TARGETS, TARGETS
+from wand_assets.core.targets import DEVICE_TARGETS
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "wand_assets", "materialize"]
@@ -65,8 +65,8 @@ def test_the_run_ends_on_a_summary_with_the_report_and_the_ui_command(tmp_path, 
     assert "nanobind" not in proc.stdout and "leaked" not in proc.stdout
 
     rows = {m[2]: (m[1], m[3]) for line in summary if (m := re.match(r"  (materialized|skipped|FAILED|not run)\s+(\S+(?: \[\S+\])?)\s*(.*)$", line))}
-    expected = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir", "host_evaluation", "evaluation_report"]
-    expected += [f"compiled_model [{t}]" for t in TARGETS]
+    expected = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir", "host_model", "host_evaluation", "evaluation_report"]
+    expected += [f"compiled_model [{t}]" for t in DEVICE_TARGETS]
     for name in expected:
         assert rows.get(name, ("missing",))[0] == "materialized", name
     for target in DEVICE_TARGETS:

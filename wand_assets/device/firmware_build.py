@@ -191,12 +191,15 @@ def build_firmware(
         configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={generator}"]
     configure += [f"-D{k}={v}" for k, v in cache_vars.items()]
     run_tool(configure, what=f"cmake configure ({t.name})", timeout_s=_remaining(deadline), log=log)
-    run_tool(
-        [cmake, "--build", build, "--target", "wand_firmware", "--parallel", str(os.cpu_count() or 2)],
-        what=f"cmake build ({t.name})",
-        timeout_s=_remaining(deadline),
-        log=log,
+    jobs = str(os.cpu_count() or 2)
+    # ninja itself rather than `cmake --build`: the long-lived process is then our direct child, which
+    # the kernel kills when this process dies (core/procs.py); under `cmake --build` ninja would be orphaned.
+    build_command = (
+        [generator, "-C", build, "-j", jobs, "wand_firmware"]
+        if generator
+        else [cmake, "--build", build, "--target", "wand_firmware", "--parallel", jobs]
     )
+    run_tool(build_command, what=f"firmware build ({t.name})", timeout_s=_remaining(deadline), log=log)
     elf = build / ELF_NAME
     if not elf.is_file():
         raise FirmwareBuildError(f"the build finished but {elf} is missing")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from wand_assets.core.procs import kill_process_group
+from wand_assets.core.procs import kill_process_group, run_tool, spawn
 from wand_assets.core.targets import Target
 
 READY_LINE = "Runtime started"
@@ -34,8 +34,7 @@ def qemu_version(binary: str = QEMU_BINARY) -> str:
     path = shutil.which(binary)
     if not path:
         raise SimulatorError(f"{binary} not found; install Debian's qemu-system-misc (scripts/setup.sh does)")
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
-    return out.splitlines()[0].strip()
+    return run_tool([path, "--version"], what=f"{binary} --version", timeout_s=30).output.splitlines()[0].strip()
 
 
 def qemu_command(
@@ -101,6 +100,8 @@ def start_qemu(
 ) -> Iterator[QemuSession]:
     """Start QEMU, connect its UART, wait for the firmware's ready line; always kill QEMU on exit.
 
+    QEMU also dies when this process dies, even by SIGKILL (:func:`wand_assets.core.procs.spawn`).
+
     ``early_input`` (a host that does not wait for the ready line, at its most extreme): QEMU starts
     paused, the bytes are written as soon as the UART is connected, and the guest runs its first
     instruction only once the UART holds the first of them.
@@ -120,12 +121,11 @@ def start_qemu(
     uart = None
     try:
         with open(stderr_path, "wb") as stderr:
-            process = subprocess.Popen(
+            process = spawn(
                 command,
                 stdin=subprocess.PIPE if early_input else subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                start_new_session=True,
             )
         deadline = time.monotonic() + boot_timeout_s
         port_number = _listening_port(process, stderr_path, deadline)

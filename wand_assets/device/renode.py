@@ -4,8 +4,8 @@ Renode runs in a worker process (:mod:`wand_assets.device.renode_worker`) that o
 must not be loaded twice in, or torn down from, a long-lived process such as Dagster's, and a
 separate process group is the only teardown that is guaranteed. The worker gets a :class:`Plan`
 (JSON), runs the monitor commands of :func:`setup_commands`, starts the machine and answers small
-requests on its stdin/stdout (counter marks, opcode snapshots, finish). This module never imports
-pyrenode3.
+requests on its stdin/stdout (counter marks, opcode snapshots, finish). The worker dies with this
+process, even by SIGKILL (:func:`wand_assets.core.procs.spawn`). This module never imports pyrenode3.
 
 Two ways to describe the board:
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from string import Template
 from typing import Callable, Iterator
 
-from wand_assets.core.procs import kill_process_group
+from wand_assets.core.procs import kill_process_group, spawn
 from wand_assets.core.targets import Target
 from wand_assets.device.qemu import READY_LINE, SimulatorError
 
@@ -231,12 +231,11 @@ class _Worker:
     def __init__(self, plan_path: Path, stderr_path: Path, env: dict[str, str]):
         self.stderr_path = stderr_path
         with open(stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(
+            self.process = spawn(
                 [sys.executable, "-m", "wand_assets.device.renode_worker", str(plan_path)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                start_new_session=True,
                 env=env,
                 cwd=str(PACKAGE_PARENT),
             )

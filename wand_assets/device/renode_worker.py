@@ -4,28 +4,19 @@ Usage: ``python -m wand_assets.device.renode_worker PLAN.json``. Requests arrive
 answers leave as JSON lines on the original stdout (Renode's own console output is sent to stderr).
 End of stdin means "tear down now". Teardown order matters: pause, ``Emulation().clear()`` (this
 disposes the pty terminals and flushes the profiler), only then close our side of the ptys, then
-``os._exit`` (skipping mono's slow shutdown at interpreter exit). The process asks the kernel to kill
-it when its parent dies, so no Renode outlives the pipeline.
+``os._exit`` (skipping mono's slow shutdown at interpreter exit). The parent starts this process with
+:func:`wand_assets.core.procs.spawn`, so the kernel kills it when the parent dies: no Renode outlives
+the pipeline.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class Worker:
@@ -126,7 +117,6 @@ class Worker:
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent()
     # Our channel is the original stdout; Renode and mono write to fd 1 as they please, so fd 1 becomes stderr.
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)

@@ -69,3 +69,31 @@ def can_listen_on(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def listening_sockets(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket ``pid`` holds in the LISTEN state, IPv4 and IPv6, as the
+    kernel reports it: the socket inodes behind the process's file descriptors, looked up in
+    /proc/<pid>/net/tcp and tcp6."""
+    import ipaddress
+
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in inodes:  # 0A: TCP_LISTEN
+                continue
+            address, port = local.split(":")
+            # The kernel prints the address as 32-bit words in host (little-endian) byte order.
+            raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8))
+            found.add((str(ipaddress.ip_address(raw)), int(port, 16)))
+    return found

@@ -2,6 +2,7 @@
 sequence, the missing-Renode message, the profiler dump parser and the renode_stats metrics."""
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,19 +239,34 @@ def test_profiler_dump_is_parsed_by_type():
     assert dump.peripheral["address"].tolist() == [0x10000005, 0x10000000, 0x200BFF8]
     assert dump.exceptions["index"].tolist() == [7]
     assert dump.exceptions["t_ms"].tolist() == [16.0]
-    assert dump.truncated_bytes == 0
 
 
-def test_partial_last_entry_is_reported_not_fatal():
-    dump = renode_stats.parse_profiler_dump(synthetic_dump(truncate=5))
-    assert len(dump.memory) == 5 and dump.truncated_bytes == 18 - 5
+LAST_ENTRY_BYTES = 17 + 1  # synthetic_dump ends with a memory entry: head, op
+
+
+@pytest.mark.parametrize("cut", range(1, LAST_ENTRY_BYTES))
+def test_dump_cut_inside_its_last_entry_is_an_error_naming_the_offset(cut):
+    whole = synthetic_dump()
+    with pytest.raises(renode_stats.ProfilerDumpTruncated, match=rf"at byte offset {len(whole) - LAST_ENTRY_BYTES}\b") as e:
+        renode_stats.parse_profiler_dump(synthetic_dump(truncate=cut))
+    assert (e.value.offset, e.value.size) == (len(whole) - LAST_ENTRY_BYTES, len(whole) - cut)
+
+
+@pytest.mark.parametrize("chunk_bytes", [30, 64, 1 << 20])
+@pytest.mark.parametrize("cut", [1, LAST_ENTRY_BYTES - 1])
+def test_dump_file_cut_inside_its_last_entry_is_an_error_naming_the_file(tmp_path, chunk_bytes, cut):
+    path = tmp_path / "profiler.dump"
+    path.write_bytes(synthetic_dump(truncate=cut))
+    offset = len(synthetic_dump()) - LAST_ENTRY_BYTES
+    with pytest.raises(renode_stats.ProfilerDumpTruncated, match=rf"{path} is cut off: .* byte offset {offset}\b"):
+        renode_stats.profiler_series(path, 0.0, 0.019, chunk_bytes=chunk_bytes)
 
 
 def test_unknown_entry_type_is_an_error():
     data = bytearray(synthetic_dump())
     header_end = 4 + (8 + 3) + 4 + 2 * (4 + 5 + 16)
     data[header_end + 16] = 9
-    with pytest.raises(renode_stats.ProfilerDumpError, match="unknown profiler entry type 9"):
+    with pytest.raises(renode_stats.ProfilerDumpError, match=f"unknown entry type 9 at byte {header_end}"):
         renode_stats.parse_profiler_dump(bytes(data))
 
 
@@ -270,11 +286,9 @@ def test_interval_series_buckets_by_virtual_time():
 @pytest.mark.parametrize("chunk_bytes", [30, 64, 1 << 20])
 def test_dump_file_read_in_chunks_gives_the_same_series(tmp_path, chunk_bytes):
     path = tmp_path / "profiler.dump"
-    path.write_bytes(synthetic_dump(truncate=3))
+    path.write_bytes(synthetic_dump())
     whole = renode_stats.interval_series(renode_stats.parse_profiler_dump(path.read_bytes()), 0.0, 0.019)
-    chunked = renode_stats.profiler_series(path, 0.0, 0.019, chunk_bytes=chunk_bytes)
-    assert chunked.pop("profiler_truncated_bytes") == 18 - 3
-    assert chunked == whole
+    assert renode_stats.profiler_series(path, 0.0, 0.019, chunk_bytes=chunk_bytes) == whole
 
 
 # --- opcode metrics -------------------------------------------------------------------------------
@@ -382,3 +396,14 @@ def test_session_sums_opcode_counts_over_process_requests(tmp_path):
     assert session.process_opcodes == {"addi": 50, "vle32.v": 70}
     assert all(args["opcodes"] for _, args in worker.calls)
     assert renode_stats.request_windows(session.marks)["instructions"] == [60, 60]
+
+
+def test_a_cut_off_dump_fails_the_session_statistics(tmp_path):
+    (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
+    plan = renode.make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", renode.RenodeSetup())
+    Path(plan.profiler_dump).write_bytes(synthetic_dump(truncate=1))
+    session = renode.RenodeSession(ScriptedWorker([]), plan, "Renode test")
+    session.loop_start = {"opcodes": {}, "instructions": 0, "virtual_s": 0.0}
+    session.finish = {"opcodes": {}, "instructions": 10, "virtual_s": 0.019}
+    with pytest.raises(renode_stats.ProfilerDumpTruncated, match=plan.profiler_dump):
+        renode_stats.renode_statistics(session)

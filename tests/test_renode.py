@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from wand_assets.core.targets import DEVICE_TARGETS, get_target
-from wand_assets.device import renode, renode_stats, simulators
+from wand_assets.device import simulators
+from wand_assets.device.protocol import MessageType
+from wand_assets.device.qemu import SimulatorError
+from wand_assets.device.renode import installation
+from wand_assets.device.renode import stats as renode_stats
+from wand_assets.device.renode.board import BOARD_SCRIPT, render_board
+from wand_assets.device.renode.plan import RenodeSetup, make_plan, monitor_variable_name, setup_commands
+from wand_assets.device.renode.session import RenodeSession
+from wand_assets.device.renode.sniffer import MarkingPort
 
 # --- board and setup -------------------------------------------------------------------------------
 
@@ -16,7 +24,7 @@ from wand_assets.device import renode, renode_stats, simulators
 @pytest.mark.parametrize("target", DEVICE_TARGETS)
 def test_board_cpu_comes_from_the_target_registry(target):
     t = get_target(target)
-    board = renode.render_board(t)
+    board = render_board(t)
     assert f'cpuType: "{t.renode_cpu_type()}"' in board
     assert "uart0: UART.NS16550 @ sysbus 0x10000000" in board
     assert "log_uart: UART.NS16550 @ sysbus 0x10001000" in board
@@ -32,7 +40,7 @@ def test_board_cpu_comes_from_the_target_registry(target):
 
 def test_host_target_has_no_renode_board():
     with pytest.raises(ValueError, match="host reference"):
-        renode.render_board(get_target("host"))
+        render_board(get_target("host"))
 
 
 @pytest.mark.parametrize(
@@ -46,24 +54,24 @@ def test_host_target_has_no_renode_board():
     ],
 )
 def test_monitor_variables_follow_kennings_naming(file_name, variable):
-    assert renode.monitor_variable_name(file_name) == variable
+    assert monitor_variable_name(file_name) == variable
 
 
 def test_default_plan_uses_the_wand_board_script(tmp_path):
     elf = tmp_path / "fw.elf"
     elf.write_bytes(b"\x7fELF")
-    plan = renode.make_plan(elf, get_target("rv32imf_zve32f_vlen512"), tmp_path / "work", renode.RenodeSetup())
-    assert plan.resc == str(renode.BOARD_SCRIPT)
+    plan = make_plan(elf, get_target("rv32imf_zve32f_vlen512"), tmp_path / "work", RenodeSetup())
+    assert plan.resc == str(BOARD_SCRIPT)
     assert list(plan.variables) == ["wand_board_repl", "bin"]
     assert plan.variables["bin"] == str(elf.resolve())
     assert "VectorRegisterLength: 512" in (tmp_path / "work" / "wand_board.repl").read_text()
     assert plan.create_uart_pty and plan.uart_pty.startswith(str((tmp_path / "work").resolve()))
 
 
-def seed_like_setup(tmp_path) -> renode.RenodeSetup:
+def seed_like_setup(tmp_path) -> RenodeSetup:
     for name in ("springbok.resc", "springbok.repl", "SpringbokRiscV32.cs"):
         (tmp_path / name).write_text("// stand-in\n")
-    return renode.RenodeSetup(
+    return RenodeSetup(
         resc=str(tmp_path / "springbok.resc"),
         dependencies=(str(tmp_path / "springbok.repl"), str(tmp_path / "SpringbokRiscV32.cs")),
         uart_pty="/tmp/uart",
@@ -75,8 +83,8 @@ def seed_like_setup(tmp_path) -> renode.RenodeSetup:
 
 def test_seed_setup_command_sequence(tmp_path):
     (tmp_path / "iree_runtime").write_bytes(b"\x7fELF")
-    plan = renode.make_plan(tmp_path / "iree_runtime", None, tmp_path / "work", seed_like_setup(tmp_path))
-    commands = renode.setup_commands(plan)
+    plan = make_plan(tmp_path / "iree_runtime", None, tmp_path / "work", seed_like_setup(tmp_path))
+    commands = setup_commands(plan)
     assert commands == [
         f"logFile @{tmp_path}/work/renode.log",
         f"$springbok_repl=@{tmp_path}/springbok.repl",
@@ -94,9 +102,9 @@ def test_seed_setup_command_sequence(tmp_path):
 
 def test_wand_board_commands_connect_both_uarts_to_ptys(tmp_path):
     (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
-    plan = renode.make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", renode.RenodeSetup())
-    commands = renode.setup_commands(plan)
-    assert commands.index(f"include @{renode.BOARD_SCRIPT}") > commands.index(f"$bin=@{(tmp_path / 'fw.elf').resolve()}")
+    plan = make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", RenodeSetup())
+    commands = setup_commands(plan)
+    assert commands.index(f"include @{BOARD_SCRIPT}") > commands.index(f"$bin=@{(tmp_path / 'fw.elf').resolve()}")
     assert f'emulation CreateUartPtyTerminal "wand_uart" "{plan.uart_pty}" true' in commands
     assert "connector Connect sysbus.uart0 wand_uart" in commands
     assert "connector Connect sysbus.log_uart wand_log" in commands
@@ -104,10 +112,10 @@ def test_wand_board_commands_connect_both_uarts_to_ptys(tmp_path):
 
 
 def test_missing_dependency_is_named(tmp_path):
-    setup = renode.RenodeSetup(resc=str(tmp_path / "x.resc"), dependencies=(str(tmp_path / "gone.repl"),))
+    setup = RenodeSetup(resc=str(tmp_path / "x.resc"), dependencies=(str(tmp_path / "gone.repl"),))
     (tmp_path / "x.resc").write_text("")
-    with pytest.raises(renode.SimulatorError, match="gone.repl"):
-        renode.make_plan(tmp_path / "fw.elf", None, tmp_path / "w", setup)
+    with pytest.raises(SimulatorError, match="gone.repl"):
+        make_plan(tmp_path / "fw.elf", None, tmp_path / "w", setup)
 
 
 # --- missing Renode ---------------------------------------------------------------------------------
@@ -116,7 +124,7 @@ def test_missing_dependency_is_named(tmp_path):
 def test_missing_renode_names_the_variables_and_what_to_install(monkeypatch):
     for var in ("PYRENODE_PKG", "PYRENODE_BUILD_DIR", "PYRENODE_RUNTIME", "PYRENODE_BIN"):
         monkeypatch.delenv(var, raising=False)
-    with pytest.raises(renode.RenodeUnavailable) as err:
+    with pytest.raises(installation.RenodeUnavailable) as err:
         simulators.simulator_version("renode")
     message = str(err.value)
     for needed in ("PYRENODE_PKG", "PYRENODE_BUILD_DIR", "PYRENODE_RUNTIME", "pyrenode3", "pythonnet", "Renode"):
@@ -124,24 +132,24 @@ def test_missing_renode_names_the_variables_and_what_to_install(monkeypatch):
 
 
 def test_build_dir_without_runtime_is_refused(tmp_path):
-    with pytest.raises(renode.RenodeUnavailable, match="PYRENODE_RUNTIME is not"):
-        renode.renode_environment({"PYRENODE_BUILD_DIR": str(tmp_path)})
+    with pytest.raises(installation.RenodeUnavailable, match="PYRENODE_RUNTIME is not"):
+        installation.renode_environment({"PYRENODE_BUILD_DIR": str(tmp_path)})
 
 
 def test_nonexistent_package_is_refused(tmp_path):
-    with pytest.raises(renode.RenodeUnavailable, match="does not exist"):
-        renode.renode_environment({"PYRENODE_PKG": str(tmp_path / "renode-1.15.1.pkg.tar.xz")})
+    with pytest.raises(installation.RenodeUnavailable, match="does not exist"):
+        installation.renode_environment({"PYRENODE_PKG": str(tmp_path / "renode-1.15.1.pkg.tar.xz")})
 
 
 def test_version_is_read_without_loading_renode(tmp_path, monkeypatch):
     (tmp_path / "tools").mkdir()
     (tmp_path / "tools" / "version").write_text("1.15.1\n")
-    monkeypatch.setattr(renode.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(installation.importlib.util, "find_spec", lambda name: object())
     env = {"PYRENODE_BUILD_DIR": str(tmp_path), "PYRENODE_RUNTIME": "mono"}
-    assert renode.renode_version(env).startswith("Renode 1.15.1 ")
+    assert installation.renode_version(env).startswith("Renode 1.15.1 ")
     pkg = tmp_path / "renode-1.15.1.linux-portable.tar.gz"
     pkg.write_bytes(b"")
-    assert renode.renode_version({"PYRENODE_PKG": str(pkg)}).startswith("Renode 1.15.1 ")
+    assert installation.renode_version({"PYRENODE_PKG": str(pkg)}).startswith("Renode 1.15.1 ")
 
 
 def test_renode_is_a_known_backend():
@@ -183,21 +191,21 @@ def frame(kind, payload=b""):
 
 
 def test_marking_port_brackets_each_process_and_starts_the_loop_once():
-    port, session = FakePort(frame(0) * 2 + frame(0, b"x" * 20)), FakeSession()
-    marked = renode._MarkingPort(port, session)
+    port, session = FakePort(frame(MessageType.OK) * 2 + frame(MessageType.OK, b"x" * 20)), FakeSession()
+    marked = MarkingPort(port, session)
     marked.timeout = 0.25
     assert port.timeout == 0.25
-    marked.write(frame(3, b"model"))  # MODEL
+    marked.write(frame(MessageType.MODEL, b"model"))
     assert session.events == []
-    marked.write(frame(2, b"in"))  # DATA: the loop starts
+    marked.write(frame(MessageType.DATA, b"in"))  # the loop starts
     marked.read(6)
-    marked.write(frame(4))  # PROCESS
+    marked.write(frame(MessageType.PROCESS))
     assert session.events == ["loop_start", "process_start"]
     marked.read(3)
     assert session.events[-1] == "process_start"
     marked.read(3)  # the 6-byte OK is complete
     assert session.events[-1] == "process_end"
-    marked.write(frame(2, b"in"))
+    marked.write(frame(MessageType.DATA, b"in"))
     marked.read(26)
     assert session.events == ["loop_start", "process_start", "process_end"]
 
@@ -381,7 +389,7 @@ class ScriptedWorker:
 
 def test_session_sums_opcode_counts_over_process_requests(tmp_path):
     (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
-    plan = renode.make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", renode.RenodeSetup())
+    plan = make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", RenodeSetup())
     worker = ScriptedWorker(
         [
             {"instructions": 100, "virtual_s": 0.0, "opcodes": {"addi": 10, "vle32.v": 0}},
@@ -390,7 +398,7 @@ def test_session_sums_opcode_counts_over_process_requests(tmp_path):
             {"instructions": 560, "virtual_s": 0.6, "opcodes": {"addi": 80, "vle32.v": 70}},
         ]
     )
-    session = renode.RenodeSession(worker, plan, "Renode test")
+    session = RenodeSession(worker, plan, "Renode test")
     for label in ("process_start", "process_end") * 2:
         session.mark(label)
     assert session.process_opcodes == {"addi": 50, "vle32.v": 70}
@@ -400,9 +408,9 @@ def test_session_sums_opcode_counts_over_process_requests(tmp_path):
 
 def test_a_cut_off_dump_fails_the_session_statistics(tmp_path):
     (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
-    plan = renode.make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", renode.RenodeSetup())
+    plan = make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", RenodeSetup())
     Path(plan.profiler_dump).write_bytes(synthetic_dump(truncate=1))
-    session = renode.RenodeSession(ScriptedWorker([]), plan, "Renode test")
+    session = RenodeSession(ScriptedWorker([]), plan, "Renode test")
     session.loop_start = {"opcodes": {}, "instructions": 0, "virtual_s": 0.0}
     session.finish = {"opcodes": {}, "instructions": 10, "virtual_s": 0.019}
     with pytest.raises(renode_stats.ProfilerDumpTruncated, match=plan.profiler_dump):

@@ -321,7 +321,7 @@ def request_windows(marks: list[dict]) -> dict[str, list[float]]:
 
 
 def renode_statistics(session) -> dict:
-    """Everything Renode-only about a finished :class:`wand_assets.device.renode.RenodeSession`."""
+    """Everything Renode-only about a finished :class:`wand_assets.device.renode.session.RenodeSession`."""
     start, finish = session.loop_start or {}, session.finish or {}
     cpu_name = session.plan.cpu.split(".")[-1]
     counters = {cpu_name: opcode_diff(start.get("opcodes", {}), finish.get("opcodes", {}))} if start else {}

@@ -1,6 +1,6 @@
 """The process that owns Renode (pyrenode3 + mono). Started by :func:`wand_assets.device.renode.start_renode`.
 
-Usage: ``python -m wand_assets.device.renode_worker PLAN.json``. Requests arrive as JSON lines on stdin,
+Usage: ``python -m wand_assets.device.renode.worker PLAN.json``. Requests arrive as JSON lines on stdin,
 answers leave as JSON lines on the original stdout (Renode's own console output is sent to stderr).
 End of stdin means "tear down now". Teardown order matters: pause, ``Emulation().clear()`` (this
 disposes the pty terminals and flushes the profiler), only then close our side of the ptys, then
@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+from wand_assets.device.renode.plan import Plan, setup_commands
 
 
 class Worker:
@@ -44,8 +46,6 @@ class Worker:
         return out
 
     def start(self) -> dict:
-        from wand_assets.device.renode import setup_commands
-
         plan = self.plan
         for command in setup_commands(plan):
             self.run(command)
@@ -117,6 +117,9 @@ class Worker:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(f"usage: {sys.executable} -m wand_assets.device.renode.worker PLAN.json", file=sys.stderr)
+        return 2
     # Our channel is the original stdout; Renode and mono write to fd 1 as they please, so fd 1 becomes stderr.
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -125,8 +128,6 @@ def main(argv: list[str]) -> int:
     def reply(message: dict) -> None:
         channel.write(json.dumps(message) + "\n")
         channel.flush()
-
-    from wand_assets.device.renode import Plan
 
     plan = Plan.load(Path(argv[1]))
     worker = None

@@ -20,14 +20,13 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 say() { echo "wand setup: $*" >&2; }
 
-# The pins live once, in wand_assets/firmware_build.py.
-py_const() {
-  sed -n "s/^$1 = \"\([^\"]*\)\".*/\1/p" "$ROOT/wand_assets/firmware_build.py" | head -n 1
-}
-IREE_VERSION="$(py_const IREE_SOURCE_VERSION)"
-IREE_COMMIT="$(py_const IREE_SOURCE_COMMIT)"
+# The pins live once: the IREE release in pyproject.toml (the iree-base-compiler pin, which the
+# Python side reads back from the installed wheel), the commit of its tag in
+# wand_assets/device/firmware_build.py.
+IREE_VERSION="$(sed -n 's/^ *"iree-base-compiler==\([^"]*\)".*/\1/p' "$ROOT/pyproject.toml" | head -n 1)"
+IREE_COMMIT="$(sed -n 's/^IREE_SOURCE_COMMIT = "\([^"]*\)".*/\1/p' "$ROOT/wand_assets/device/firmware_build.py" | head -n 1)"
 [[ "$IREE_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ && "$IREE_COMMIT" =~ ^[0-9a-f]{40}$ ]] \
-  || { say "cannot read IREE_SOURCE_VERSION / IREE_SOURCE_COMMIT from wand_assets/firmware_build.py"; exit 1; }
+  || { say "cannot read the iree-base-compiler pin from pyproject.toml / IREE_SOURCE_COMMIT from wand_assets/device/firmware_build.py"; exit 1; }
 if [ -n "${WAND_IREE_EXPECTED_COMMIT:-}" ]; then
   [[ "$WAND_IREE_EXPECTED_COMMIT" =~ ^[0-9a-f]{40}$ ]] \
     || { say "WAND_IREE_EXPECTED_COMMIT must be a full 40-digit commit id"; exit 1; }

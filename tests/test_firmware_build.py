@@ -5,20 +5,24 @@ IREE v3.11.0 runtime through Dagster, is checked in test_device_pipeline.py.
 """
 
 import hashlib
+import importlib.metadata
 import json
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from wand_assets.core.procs import ToolError, run_tool
-from wand_assets.core.targets import DEVICE_TARGETS
+from wand_assets.core.targets import DEVICE_TARGETS, get_target
 from wand_assets.device.firmware_build import (
     FIRMWARE_DIR,
+    IREE_DISTRIBUTIONS,
     IREE_SOURCE_VERSION,
     IreeSourceError,
     build_firmware,
     check_iree_source,
+    cmake_cache_variables,
     find_cmake,
 )
 
@@ -109,18 +113,32 @@ def test_full_build_without_iree_source_fails_before_cmake(tmp_path):
 @needs_toolchain
 def test_cmake_itself_names_iree_source_dir_and_version(tmp_path):
     """Users calling CMake directly get the same clear error (no Python pre-check involved)."""
-    from wand_assets.core.targets import get_target
-
     t = get_target(DEVICE_TARGETS[0])
     tree = fake_iree_tree(tmp_path / "iree", "3.10.0.dev")
-    args = [
-        find_cmake(), "-S", FIRMWARE_DIR, "-B", tmp_path / "build",
-        f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE_DIR / 'cmake' / 'riscv32-elf-gcc.cmake'}",
-        f"-DWAND_MARCH={t.gcc_march}", f"-DWAND_MABI={t.gcc_mabi}", f"-DIREE_SOURCE_DIR={tree}",
-    ]
+    cache_vars = cmake_cache_variables(t, iree_source=tree, host_bin_dir=tmp_path)
+    args = [find_cmake(), "-S", FIRMWARE_DIR, "-B", tmp_path / "build", *(f"-D{k}={v}" for k, v in cache_vars.items())]
     with pytest.raises(ToolError) as e:
         run_tool(args, what="cmake configure", timeout_s=120)
     assert "IREE_SOURCE_DIR" in e.value.tail and IREE_SOURCE_VERSION in e.value.tail
+
+
+@needs_toolchain
+def test_cmake_without_the_iree_release_refuses_to_guess(tmp_path):
+    t = get_target(DEVICE_TARGETS[0])
+    tree = fake_iree_tree(tmp_path / "iree", f"{IREE_SOURCE_VERSION}.dev")
+    cache_vars = cmake_cache_variables(t, iree_source=tree, host_bin_dir=tmp_path)
+    del cache_vars["WAND_IREE_VERSION"]
+    args = [find_cmake(), "-S", FIRMWARE_DIR, "-B", tmp_path / "build", *(f"-D{k}={v}" for k, v in cache_vars.items())]
+    with pytest.raises(ToolError) as e:
+        run_tool(args, what="cmake configure", timeout_s=120)
+    assert "WAND_IREE_VERSION='' is not an IREE release" in e.value.tail
+
+
+def test_iree_release_is_the_installed_compilers_and_the_pyproject_pin():
+    pins = tomllib.loads((FIRMWARE_DIR.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    for distribution in IREE_DISTRIBUTIONS:
+        assert f"{distribution}=={IREE_SOURCE_VERSION}" in pins
+        assert importlib.metadata.version(distribution).startswith(IREE_SOURCE_VERSION)
 
 
 def test_find_cmake_returns_a_new_enough_cmake():

@@ -8,6 +8,7 @@ this module passes them to CMake as cache variables and never spells them itself
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import re
@@ -22,8 +23,33 @@ from wand_assets.core.artifacts import atomic_path, sha256_file
 from wand_assets.core.procs import ToolError, run_tool
 from wand_assets.core.targets import Target, get_target
 
-IREE_SOURCE_VERSION = "3.11.0"  # must equal the pinned iree-base-compiler / iree-base-runtime
-IREE_SOURCE_COMMIT = "e4a3b0405d7d23554da26403658d0e8c3c5ecf25"  # tag v3.11.0; scripts/fetch_upstream.sh reads both
+IREE_DISTRIBUTIONS = ("iree-base-compiler", "iree-base-runtime")  # pinned, to one release, in pyproject.toml
+
+
+def installed_iree_release() -> str:
+    """The IREE release (X.Y.Z) of the installed compiler and runtime wheels, which must agree.
+
+    pyproject.toml is the one place that names it; the firmware's runtime source must be the same
+    release, or the device cannot load what the compiler writes.
+    """
+    versions = {}
+    for name in IREE_DISTRIBUTIONS:
+        try:
+            full = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise RuntimeError(
+                f"{name} is not installed in {sys.executable}; install the pinned packages (scripts/setup.sh)"
+            ) from None
+        match = re.match(r"\d+\.\d+\.\d+", full)
+        versions[name] = match.group(0) if match else full
+    if len(set(versions.values())) != 1:
+        found = ", ".join(f"{k}=={v}" for k, v in versions.items())
+        raise RuntimeError(f"the IREE compiler and runtime must be one release, found {found}; reinstall (scripts/setup.sh)")
+    return versions[IREE_DISTRIBUTIONS[0]]
+
+
+IREE_SOURCE_VERSION = installed_iree_release()
+IREE_SOURCE_COMMIT = "e4a3b0405d7d23554da26403658d0e8c3c5ecf25"  # of that release's tag; scripts/fetch_upstream.sh reads it
 MIN_CMAKE_VERSION = (3, 26)
 TOOLCHAIN_PREFIX = "riscv64-unknown-elf-"
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
@@ -35,7 +61,7 @@ LogFn = Callable[[str], None]
 
 
 class IreeSourceError(RuntimeError):
-    """IREE_SOURCE_DIR is missing, is not IREE v3.11.0, or lacks its submodules."""
+    """IREE_SOURCE_DIR is missing, is not the installed compiler's IREE release, or lacks its submodules."""
 
 
 class FirmwareBuildError(RuntimeError):
@@ -45,7 +71,7 @@ class FirmwareBuildError(RuntimeError):
 @dataclass(frozen=True)
 class IreeSource:
     path: Path
-    version: str  # as declared in runtime/version.json, e.g. "3.11.0.dev"
+    version: str  # as declared in runtime/version.json, e.g. "<IREE_SOURCE_VERSION>.dev"
     commit: str | None  # git HEAD when the tree is a git checkout/worktree
 
 
@@ -92,7 +118,7 @@ def toolchain_versions() -> dict[str, str]:
 
 
 def check_iree_source(path: str | os.PathLike | None) -> IreeSource:
-    """Check that ``path`` (IREE_SOURCE_DIR) is an IREE v3.11.0 source tree with its submodules."""
+    """Check that ``path`` (IREE_SOURCE_DIR) is an IREE source tree of :data:`IREE_SOURCE_VERSION` with its submodules."""
     hint = (
         f"Set IREE_SOURCE_DIR to an IREE source tree at tag v{IREE_SOURCE_VERSION} with the "
         "third_party/flatcc and third_party/printf submodules (see firmware/README.md)."
@@ -159,6 +185,7 @@ def build_firmware(
     deadline = time.monotonic() + timeout_s
 
     iree: IreeSource | None = None
+    host_bin: Path | None = None
     if not protocol_only:
         iree = check_iree_source(iree_source_dir)
         host_bin = Path(host_bin_dir) if host_bin_dir else Path(sys.executable).parent
@@ -172,16 +199,7 @@ def build_firmware(
     cmake = find_cmake()
 
     build = Path(build_dir)
-    cache_vars = {
-        "CMAKE_TOOLCHAIN_FILE": str(FIRMWARE_DIR / "cmake" / "riscv32-elf-gcc.cmake"),
-        "WAND_MARCH": t.gcc_march,
-        "WAND_MABI": t.gcc_mabi,
-        "WAND_VECTOR": "ON" if t.has_vector else "OFF",
-        "WAND_PROTOCOL_ONLY": "ON" if protocol_only else "OFF",
-    }
-    if iree is not None:
-        cache_vars["IREE_SOURCE_DIR"] = str(iree.path)
-        cache_vars["IREE_HOST_BIN_DIR"] = str(host_bin)
+    cache_vars = cmake_cache_variables(t, iree_source=iree.path if iree else None, host_bin_dir=host_bin)
     _reset_if_reconfigured(build, cache_vars, log)
     build.mkdir(parents=True, exist_ok=True)
 
@@ -224,6 +242,26 @@ def build_firmware(
         picolibc_version=versions["picolibc"],
         cmake_version=versions["cmake"],
     )
+
+
+def cmake_cache_variables(
+    target: Target, *, iree_source: Path | None = None, host_bin_dir: Path | None = None
+) -> dict[str, str]:
+    """The ``-D`` values that configure ``firmware/`` for ``target``: all from the target registry and
+    the installed IREE release, none spelled in CMake. Without ``iree_source``: the TEST ONLY
+    protocol firmware."""
+    cache_vars = {
+        "CMAKE_TOOLCHAIN_FILE": str(FIRMWARE_DIR / "cmake" / "riscv32-elf-gcc.cmake"),
+        "WAND_MARCH": target.gcc_march,
+        "WAND_MABI": target.gcc_mabi,
+        "WAND_VECTOR": "ON" if target.has_vector else "OFF",
+        "WAND_PROTOCOL_ONLY": "OFF" if iree_source else "ON",
+    }
+    if iree_source is not None:
+        cache_vars["IREE_SOURCE_DIR"] = str(iree_source)
+        cache_vars["IREE_HOST_BIN_DIR"] = str(host_bin_dir)
+        cache_vars["WAND_IREE_VERSION"] = IREE_SOURCE_VERSION
+    return cache_vars
 
 
 @contextlib.contextmanager

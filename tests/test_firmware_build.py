@@ -4,17 +4,19 @@ The protocol-only (TEST ONLY, fake runtime) firmware needs no IREE. The full fir
 IREE v3.11.0 runtime through Dagster, is checked in test_device_pipeline.py.
 """
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
 import shutil
+import struct
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from wand_assets.core.procs import ToolError, run_tool
-from wand_assets.core.targets import DEVICE_TARGETS, get_target
+from wand_assets.core.targets import DEVICE_TARGETS, QEMU_VIRT, get_target
 from wand_assets.device.firmware_build import (
     FIRMWARE_DIR,
     IREE_DISTRIBUTIONS,
@@ -64,6 +66,41 @@ def test_protocol_only_firmware_builds_without_iree(tmp_path, target):
     assert fw.gcc_version and fw.picolibc_version != "unknown" and fw.cmake_version
     assert list(out.parent.glob("*.tmp")) == []
     assert any("wand_firmware" in line for line in lines)  # the build log was streamed
+
+
+def load_addresses_and_symbols(elf: Path) -> tuple[list[int], dict[str, int]]:
+    """The virtual addresses of an ELF32's non-empty PT_LOAD segments and its symbol table (from nm)."""
+    data = elf.read_bytes()
+    (phoff,) = struct.unpack_from("<I", data, 28)
+    phentsize, phnum = struct.unpack_from("<HH", data, 42)
+    loads = []
+    for i in range(phnum):
+        p_type, _, p_vaddr, _, _, p_memsz = struct.unpack_from("<6I", data, phoff + i * phentsize)
+        if p_type == 1 and p_memsz:  # PT_LOAD
+            loads.append(p_vaddr)
+    nm = run_tool(["riscv64-unknown-elf-nm", elf], what="nm", timeout_s=30).output
+    symbols = {parts[2]: int(parts[0], 16) for parts in map(str.split, nm.splitlines()) if len(parts) == 3}
+    return loads, symbols
+
+
+@needs_toolchain
+def test_firmware_is_linked_for_the_targets_board(tmp_path):
+    board = dataclasses.replace(QEMU_VIRT, ram_base=0x9000_0000, ram_size=32 << 20)
+    target = dataclasses.replace(get_target(DEVICE_TARGETS[0]), board=board)
+    fw = build_firmware(target, None, tmp_path / "build", tmp_path / "fw.elf", protocol_only=True, log=lambda _: None)
+    loads, symbols = load_addresses_and_symbols(fw.path)
+    assert min(loads) == board.ram_base
+    assert symbols["__stack_top"] == board.ram_base + board.ram_size
+
+
+@needs_toolchain
+def test_cmake_without_the_board_refuses_to_guess(tmp_path):
+    cache_vars = cmake_cache_variables(get_target(DEVICE_TARGETS[0]))
+    del cache_vars["WAND_UART0_BASE"]
+    args = [find_cmake(), "-S", FIRMWARE_DIR, "-B", tmp_path / "build", *(f"-D{k}={v}" for k, v in cache_vars.items())]
+    with pytest.raises(ToolError) as e:
+        run_tool(args, what="cmake configure", timeout_s=120)
+    assert "WAND_UART0_BASE='' is not a number" in e.value.tail
 
 
 @needs_toolchain

@@ -1,8 +1,9 @@
 """Build the bare-metal firmware (``firmware/``) for one device target: CMake + Debian's
 riscv64-unknown-elf GCC + picolibc + the IREE runtime from an IREE source tree.
 
-Plain Python (no Dagster). The ISA, ABI and vector switch come from :mod:`wand_assets.core.targets`;
-this module passes them to CMake as cache variables and never spells them itself.
+Plain Python (no Dagster). The ISA, ABI, vector switch and board memory map come from
+:mod:`wand_assets.core.targets`, the IREE release from the installed wheels; this module passes them
+to CMake as cache variables (:func:`cmake_cache_variables`) and never spells them itself.
 """
 
 from __future__ import annotations
@@ -250,12 +251,20 @@ def cmake_cache_variables(
     """The ``-D`` values that configure ``firmware/`` for ``target``: all from the target registry and
     the installed IREE release, none spelled in CMake. Without ``iree_source``: the TEST ONLY
     protocol firmware."""
+    board = target.board
     cache_vars = {
         "CMAKE_TOOLCHAIN_FILE": str(FIRMWARE_DIR / "cmake" / "riscv32-elf-gcc.cmake"),
         "WAND_MARCH": target.gcc_march,
         "WAND_MABI": target.gcc_mabi,
         "WAND_VECTOR": "ON" if target.has_vector else "OFF",
         "WAND_PROTOCOL_ONLY": "OFF" if iree_source else "ON",
+        "WAND_RAM_BASE": f"{board.ram_base:#x}",
+        "WAND_RAM_SIZE": f"{board.ram_size:#x}",
+        "WAND_CLINT_BASE": f"{board.clint_base:#x}",
+        "WAND_MTIME_HZ": str(board.mtime_hz),
+        "WAND_UART0_BASE": f"{board.uart0_base:#x}",
+        "WAND_LOG_UART_BASE": f"{board.log_uart_base:#x}",
+        "WAND_TEST_DEVICE_BASE": f"{board.test_device_base:#x}",
     }
     if iree_source is not None:
         cache_vars["IREE_SOURCE_DIR"] = str(iree_source)

@@ -13,13 +13,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def is_running(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie (a dead child nobody has reaped yet)."""
+    """True while any thread of ``pid`` runs. A killed process whose parent is gone may stay a zombie
+    (nobody reaps it); and its main thread turns zombie before the others have exited and released
+    the process's files and sockets, so every thread is looked at."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except (FileNotFoundError, ProcessLookupError):
         return False
-    state = stat.rsplit(")", 1)[1].split()[0]  # the command name, in parentheses, may hold spaces
-    return state not in ("Z", "X")
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        state = stat.rsplit(")", 1)[1].split()[0]  # the command name, in parentheses, may hold spaces
+        if state not in ("Z", "X"):
+            return True
+    return False
 
 
 def wait_until_gone(pid: int, timeout_s: float) -> bool:

@@ -10,6 +10,15 @@ import subprocess
 
 import numpy as np
 import pytest
+from process_checks import (
+    can_listen_on,
+    is_running,
+    kill_quietly,
+    listening_sockets,
+    read_line,
+    start_python,
+    wait_until_gone,
+)
 
 from wand_assets.compilation.iospec import MODEL_IO
 from wand_assets.core.targets import DEVICE_TARGETS, get_target
@@ -221,10 +230,38 @@ def test_exception_inside_a_session_still_kills_qemu(protocol_firmware, tmp_path
     assert not qemu_alive(pid)
 
 
+QEMU_PARENT = """
+import sys, time
+from pathlib import Path
+from wand_assets.core.targets import get_target
+from wand_assets.device import qemu
+
+with qemu.start_qemu(Path(sys.argv[1]), get_target(sys.argv[2]), Path(sys.argv[3])) as session:
+    print(session.process.pid, session.uart_address.rsplit(":", 1)[1], flush=True)
+    time.sleep(600)
+"""
+
+
+def test_qemu_dies_with_the_process_that_started_it_even_on_sigkill(protocol_firmware, tmp_path):
+    parent = start_python(QEMU_PARENT, str(protocol_firmware[SCALAR.name]), SCALAR.name, str(tmp_path))
+    qemu_pid = None
+    try:
+        qemu_pid, port = map(int, read_line(parent, 120).split())
+        assert is_running(qemu_pid) and not can_listen_on(port)
+        parent.kill()  # SIGKILL: no finally, no atexit runs in the parent
+        parent.wait(timeout=30)
+        assert wait_until_gone(qemu_pid, 5), "QEMU outlived the process that started it"
+        assert can_listen_on(port)
+    finally:
+        if qemu_pid is not None:
+            kill_quietly(qemu_pid)
+        parent.kill()
+        parent.communicate(timeout=30)
+
+
 def test_uart_listens_on_loopback_only(device):
-    serial_arg = device.command[device.command.index("-serial") + 1]
-    assert serial_arg.startswith("tcp:127.0.0.1:")
-    assert device.uart_address.startswith("127.0.0.1:")
+    port = int(device.uart_address.rsplit(":", 1)[1])
+    assert listening_sockets(device.process.pid) == {("127.0.0.1", port)}
 
 
 

@@ -4,21 +4,27 @@ The protocol-only (TEST ONLY, fake runtime) firmware needs no IREE. The full fir
 IREE v3.11.0 runtime through Dagster, is checked in test_device_pipeline.py.
 """
 
+import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import shutil
+import struct
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from wand_assets.core.procs import ToolError, run_tool
-from wand_assets.core.targets import DEVICE_TARGETS
+from wand_assets.core.targets import DEVICE_TARGETS, QEMU_VIRT, get_target
 from wand_assets.device.firmware_build import (
     FIRMWARE_DIR,
+    IREE_DISTRIBUTIONS,
     IREE_SOURCE_VERSION,
     IreeSourceError,
     build_firmware,
     check_iree_source,
+    cmake_cache_variables,
     find_cmake,
 )
 
@@ -60,6 +66,41 @@ def test_protocol_only_firmware_builds_without_iree(tmp_path, target):
     assert fw.gcc_version and fw.picolibc_version != "unknown" and fw.cmake_version
     assert list(out.parent.glob("*.tmp")) == []
     assert any("wand_firmware" in line for line in lines)  # the build log was streamed
+
+
+def load_addresses_and_symbols(elf: Path) -> tuple[list[int], dict[str, int]]:
+    """The virtual addresses of an ELF32's non-empty PT_LOAD segments and its symbol table (from nm)."""
+    data = elf.read_bytes()
+    (phoff,) = struct.unpack_from("<I", data, 28)
+    phentsize, phnum = struct.unpack_from("<HH", data, 42)
+    loads = []
+    for i in range(phnum):
+        p_type, _, p_vaddr, _, _, p_memsz = struct.unpack_from("<6I", data, phoff + i * phentsize)
+        if p_type == 1 and p_memsz:  # PT_LOAD
+            loads.append(p_vaddr)
+    nm = run_tool(["riscv64-unknown-elf-nm", elf], what="nm", timeout_s=30).output
+    symbols = {parts[2]: int(parts[0], 16) for parts in map(str.split, nm.splitlines()) if len(parts) == 3}
+    return loads, symbols
+
+
+@needs_toolchain
+def test_firmware_is_linked_for_the_targets_board(tmp_path):
+    board = dataclasses.replace(QEMU_VIRT, ram_base=0x9000_0000, ram_size=32 << 20)
+    target = dataclasses.replace(get_target(DEVICE_TARGETS[0]), board=board)
+    fw = build_firmware(target, None, tmp_path / "build", tmp_path / "fw.elf", protocol_only=True, log=lambda _: None)
+    loads, symbols = load_addresses_and_symbols(fw.path)
+    assert min(loads) == board.ram_base
+    assert symbols["__stack_top"] == board.ram_base + board.ram_size
+
+
+@needs_toolchain
+def test_cmake_without_the_board_refuses_to_guess(tmp_path):
+    cache_vars = cmake_cache_variables(get_target(DEVICE_TARGETS[0]))
+    del cache_vars["WAND_UART0_BASE"]
+    args = [find_cmake(), "-S", FIRMWARE_DIR, "-B", tmp_path / "build", *(f"-D{k}={v}" for k, v in cache_vars.items())]
+    with pytest.raises(ToolError) as e:
+        run_tool(args, what="cmake configure", timeout_s=120)
+    assert "WAND_UART0_BASE='' is not a number" in e.value.tail
 
 
 @needs_toolchain
@@ -109,18 +150,32 @@ def test_full_build_without_iree_source_fails_before_cmake(tmp_path):
 @needs_toolchain
 def test_cmake_itself_names_iree_source_dir_and_version(tmp_path):
     """Users calling CMake directly get the same clear error (no Python pre-check involved)."""
-    from wand_assets.core.targets import get_target
-
     t = get_target(DEVICE_TARGETS[0])
     tree = fake_iree_tree(tmp_path / "iree", "3.10.0.dev")
-    args = [
-        find_cmake(), "-S", FIRMWARE_DIR, "-B", tmp_path / "build",
-        f"-DCMAKE_TOOLCHAIN_FILE={FIRMWARE_DIR / 'cmake' / 'riscv32-elf-gcc.cmake'}",
-        f"-DWAND_MARCH={t.gcc_march}", f"-DWAND_MABI={t.gcc_mabi}", f"-DIREE_SOURCE_DIR={tree}",
-    ]
+    cache_vars = cmake_cache_variables(t, iree_source=tree, host_bin_dir=tmp_path)
+    args = [find_cmake(), "-S", FIRMWARE_DIR, "-B", tmp_path / "build", *(f"-D{k}={v}" for k, v in cache_vars.items())]
     with pytest.raises(ToolError) as e:
         run_tool(args, what="cmake configure", timeout_s=120)
     assert "IREE_SOURCE_DIR" in e.value.tail and IREE_SOURCE_VERSION in e.value.tail
+
+
+@needs_toolchain
+def test_cmake_without_the_iree_release_refuses_to_guess(tmp_path):
+    t = get_target(DEVICE_TARGETS[0])
+    tree = fake_iree_tree(tmp_path / "iree", f"{IREE_SOURCE_VERSION}.dev")
+    cache_vars = cmake_cache_variables(t, iree_source=tree, host_bin_dir=tmp_path)
+    del cache_vars["WAND_IREE_VERSION"]
+    args = [find_cmake(), "-S", FIRMWARE_DIR, "-B", tmp_path / "build", *(f"-D{k}={v}" for k, v in cache_vars.items())]
+    with pytest.raises(ToolError) as e:
+        run_tool(args, what="cmake configure", timeout_s=120)
+    assert "WAND_IREE_VERSION='' is not an IREE release" in e.value.tail
+
+
+def test_iree_release_is_the_installed_compilers_and_the_pyproject_pin():
+    pins = tomllib.loads((FIRMWARE_DIR.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    for distribution in IREE_DISTRIBUTIONS:
+        assert f"{distribution}=={IREE_SOURCE_VERSION}" in pins
+        assert importlib.metadata.version(distribution).startswith(IREE_SOURCE_VERSION)
 
 
 def test_find_cmake_returns_a_new_enough_cmake():

@@ -1,13 +1,23 @@
 """Renode backend without Renode: board rendering, Kenning's variable naming, the monitor command
 sequence, the missing-Renode message, the profiler dump parser and the renode_stats metrics."""
 
+import dataclasses
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from wand_assets.core.targets import DEVICE_TARGETS, get_target
-from wand_assets.device import renode, renode_stats, simulators
+from wand_assets.core.targets import DEVICE_TARGETS, QEMU_VIRT, get_target
+from wand_assets.device import simulators
+from wand_assets.device.protocol import MessageType
+from wand_assets.device.qemu import SimulatorError
+from wand_assets.device.renode import installation
+from wand_assets.device.renode import stats as renode_stats
+from wand_assets.device.renode.board import BOARD_SCRIPT, render_board
+from wand_assets.device.renode.plan import RenodeSetup, make_plan, monitor_variable_name, setup_commands
+from wand_assets.device.renode.session import RenodeSession
+from wand_assets.device.renode.sniffer import MarkingPort
 
 # --- board and setup -------------------------------------------------------------------------------
 
@@ -15,12 +25,8 @@ from wand_assets.device import renode, renode_stats, simulators
 @pytest.mark.parametrize("target", DEVICE_TARGETS)
 def test_board_cpu_comes_from_the_target_registry(target):
     t = get_target(target)
-    board = renode.render_board(t)
+    board = render_board(t)
     assert f'cpuType: "{t.renode_cpu_type()}"' in board
-    assert "uart0: UART.NS16550 @ sysbus 0x10000000" in board
-    assert "log_uart: UART.NS16550 @ sysbus 0x10001000" in board
-    assert "frequency: 10000000" in board
-    assert "Memory.MappedMemory @ sysbus 0x80000000" in board
     if t.has_vector:
         elen = board.index(f"VectorElementMaxWidth: {t.elen}")
         vlen = board.index(f"VectorRegisterLength: {t.vlen}")
@@ -29,9 +35,21 @@ def test_board_cpu_comes_from_the_target_registry(target):
         assert "VectorRegisterLength" not in board
 
 
+def test_board_memory_map_comes_from_the_target_registry():
+    board = dataclasses.replace(
+        QEMU_VIRT, ram_base=0x9000_0000, ram_size=32 << 20, clint_base=0x0300_0000, mtime_hz=1_000_000,
+        uart0_base=0x1100_0000, log_uart_base=0x1100_1000,
+    )
+    repl = render_board(dataclasses.replace(get_target("rv32imf"), board=board))
+    assert "clint: IRQControllers.CoreLevelInterruptor @ sysbus 0x3000000\n    frequency: 1000000\n" in repl
+    assert "uart0: UART.NS16550 @ sysbus 0x11000000" in repl
+    assert "log_uart: UART.NS16550 @ sysbus 0x11001000" in repl
+    assert "ram: Memory.MappedMemory @ sysbus 0x90000000\n    size: 0x2000000" in repl
+
+
 def test_host_target_has_no_renode_board():
     with pytest.raises(ValueError, match="host reference"):
-        renode.render_board(get_target("host"))
+        render_board(get_target("host"))
 
 
 @pytest.mark.parametrize(
@@ -45,24 +63,24 @@ def test_host_target_has_no_renode_board():
     ],
 )
 def test_monitor_variables_follow_kennings_naming(file_name, variable):
-    assert renode.monitor_variable_name(file_name) == variable
+    assert monitor_variable_name(file_name) == variable
 
 
 def test_default_plan_uses_the_wand_board_script(tmp_path):
     elf = tmp_path / "fw.elf"
     elf.write_bytes(b"\x7fELF")
-    plan = renode.make_plan(elf, get_target("rv32imf_zve32f_vlen512"), tmp_path / "work", renode.RenodeSetup())
-    assert plan.resc == str(renode.BOARD_SCRIPT)
+    plan = make_plan(elf, get_target("rv32imf_zve32f_vlen512"), tmp_path / "work", RenodeSetup())
+    assert plan.resc == str(BOARD_SCRIPT)
     assert list(plan.variables) == ["wand_board_repl", "bin"]
     assert plan.variables["bin"] == str(elf.resolve())
     assert "VectorRegisterLength: 512" in (tmp_path / "work" / "wand_board.repl").read_text()
     assert plan.create_uart_pty and plan.uart_pty.startswith(str((tmp_path / "work").resolve()))
 
 
-def seed_like_setup(tmp_path) -> renode.RenodeSetup:
+def seed_like_setup(tmp_path) -> RenodeSetup:
     for name in ("springbok.resc", "springbok.repl", "SpringbokRiscV32.cs"):
         (tmp_path / name).write_text("// stand-in\n")
-    return renode.RenodeSetup(
+    return RenodeSetup(
         resc=str(tmp_path / "springbok.resc"),
         dependencies=(str(tmp_path / "springbok.repl"), str(tmp_path / "SpringbokRiscV32.cs")),
         uart_pty="/tmp/uart",
@@ -74,8 +92,8 @@ def seed_like_setup(tmp_path) -> renode.RenodeSetup:
 
 def test_seed_setup_command_sequence(tmp_path):
     (tmp_path / "iree_runtime").write_bytes(b"\x7fELF")
-    plan = renode.make_plan(tmp_path / "iree_runtime", None, tmp_path / "work", seed_like_setup(tmp_path))
-    commands = renode.setup_commands(plan)
+    plan = make_plan(tmp_path / "iree_runtime", None, tmp_path / "work", seed_like_setup(tmp_path))
+    commands = setup_commands(plan)
     assert commands == [
         f"logFile @{tmp_path}/work/renode.log",
         f"$springbok_repl=@{tmp_path}/springbok.repl",
@@ -93,9 +111,9 @@ def test_seed_setup_command_sequence(tmp_path):
 
 def test_wand_board_commands_connect_both_uarts_to_ptys(tmp_path):
     (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
-    plan = renode.make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", renode.RenodeSetup())
-    commands = renode.setup_commands(plan)
-    assert commands.index(f"include @{renode.BOARD_SCRIPT}") > commands.index(f"$bin=@{(tmp_path / 'fw.elf').resolve()}")
+    plan = make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", RenodeSetup())
+    commands = setup_commands(plan)
+    assert commands.index(f"include @{BOARD_SCRIPT}") > commands.index(f"$bin=@{(tmp_path / 'fw.elf').resolve()}")
     assert f'emulation CreateUartPtyTerminal "wand_uart" "{plan.uart_pty}" true' in commands
     assert "connector Connect sysbus.uart0 wand_uart" in commands
     assert "connector Connect sysbus.log_uart wand_log" in commands
@@ -103,10 +121,10 @@ def test_wand_board_commands_connect_both_uarts_to_ptys(tmp_path):
 
 
 def test_missing_dependency_is_named(tmp_path):
-    setup = renode.RenodeSetup(resc=str(tmp_path / "x.resc"), dependencies=(str(tmp_path / "gone.repl"),))
+    setup = RenodeSetup(resc=str(tmp_path / "x.resc"), dependencies=(str(tmp_path / "gone.repl"),))
     (tmp_path / "x.resc").write_text("")
-    with pytest.raises(renode.SimulatorError, match="gone.repl"):
-        renode.make_plan(tmp_path / "fw.elf", None, tmp_path / "w", setup)
+    with pytest.raises(SimulatorError, match="gone.repl"):
+        make_plan(tmp_path / "fw.elf", None, tmp_path / "w", setup)
 
 
 # --- missing Renode ---------------------------------------------------------------------------------
@@ -115,7 +133,7 @@ def test_missing_dependency_is_named(tmp_path):
 def test_missing_renode_names_the_variables_and_what_to_install(monkeypatch):
     for var in ("PYRENODE_PKG", "PYRENODE_BUILD_DIR", "PYRENODE_RUNTIME", "PYRENODE_BIN"):
         monkeypatch.delenv(var, raising=False)
-    with pytest.raises(renode.RenodeUnavailable) as err:
+    with pytest.raises(installation.RenodeUnavailable) as err:
         simulators.simulator_version("renode")
     message = str(err.value)
     for needed in ("PYRENODE_PKG", "PYRENODE_BUILD_DIR", "PYRENODE_RUNTIME", "pyrenode3", "pythonnet", "Renode"):
@@ -123,24 +141,24 @@ def test_missing_renode_names_the_variables_and_what_to_install(monkeypatch):
 
 
 def test_build_dir_without_runtime_is_refused(tmp_path):
-    with pytest.raises(renode.RenodeUnavailable, match="PYRENODE_RUNTIME is not"):
-        renode.renode_environment({"PYRENODE_BUILD_DIR": str(tmp_path)})
+    with pytest.raises(installation.RenodeUnavailable, match="PYRENODE_RUNTIME is not"):
+        installation.renode_environment({"PYRENODE_BUILD_DIR": str(tmp_path)})
 
 
 def test_nonexistent_package_is_refused(tmp_path):
-    with pytest.raises(renode.RenodeUnavailable, match="does not exist"):
-        renode.renode_environment({"PYRENODE_PKG": str(tmp_path / "renode-1.15.1.pkg.tar.xz")})
+    with pytest.raises(installation.RenodeUnavailable, match="does not exist"):
+        installation.renode_environment({"PYRENODE_PKG": str(tmp_path / "renode-1.15.1.pkg.tar.xz")})
 
 
 def test_version_is_read_without_loading_renode(tmp_path, monkeypatch):
     (tmp_path / "tools").mkdir()
     (tmp_path / "tools" / "version").write_text("1.15.1\n")
-    monkeypatch.setattr(renode.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(installation.importlib.util, "find_spec", lambda name: object())
     env = {"PYRENODE_BUILD_DIR": str(tmp_path), "PYRENODE_RUNTIME": "mono"}
-    assert renode.renode_version(env).startswith("Renode 1.15.1 ")
+    assert installation.renode_version(env).startswith("Renode 1.15.1 ")
     pkg = tmp_path / "renode-1.15.1.linux-portable.tar.gz"
     pkg.write_bytes(b"")
-    assert renode.renode_version({"PYRENODE_PKG": str(pkg)}).startswith("Renode 1.15.1 ")
+    assert installation.renode_version({"PYRENODE_PKG": str(pkg)}).startswith("Renode 1.15.1 ")
 
 
 def test_renode_is_a_known_backend():
@@ -182,21 +200,21 @@ def frame(kind, payload=b""):
 
 
 def test_marking_port_brackets_each_process_and_starts_the_loop_once():
-    port, session = FakePort(frame(0) * 2 + frame(0, b"x" * 20)), FakeSession()
-    marked = renode._MarkingPort(port, session)
+    port, session = FakePort(frame(MessageType.OK) * 2 + frame(MessageType.OK, b"x" * 20)), FakeSession()
+    marked = MarkingPort(port, session)
     marked.timeout = 0.25
     assert port.timeout == 0.25
-    marked.write(frame(3, b"model"))  # MODEL
+    marked.write(frame(MessageType.MODEL, b"model"))
     assert session.events == []
-    marked.write(frame(2, b"in"))  # DATA: the loop starts
+    marked.write(frame(MessageType.DATA, b"in"))  # the loop starts
     marked.read(6)
-    marked.write(frame(4))  # PROCESS
+    marked.write(frame(MessageType.PROCESS))
     assert session.events == ["loop_start", "process_start"]
     marked.read(3)
     assert session.events[-1] == "process_start"
     marked.read(3)  # the 6-byte OK is complete
     assert session.events[-1] == "process_end"
-    marked.write(frame(2, b"in"))
+    marked.write(frame(MessageType.DATA, b"in"))
     marked.read(26)
     assert session.events == ["loop_start", "process_start", "process_end"]
 
@@ -238,19 +256,34 @@ def test_profiler_dump_is_parsed_by_type():
     assert dump.peripheral["address"].tolist() == [0x10000005, 0x10000000, 0x200BFF8]
     assert dump.exceptions["index"].tolist() == [7]
     assert dump.exceptions["t_ms"].tolist() == [16.0]
-    assert dump.truncated_bytes == 0
 
 
-def test_partial_last_entry_is_reported_not_fatal():
-    dump = renode_stats.parse_profiler_dump(synthetic_dump(truncate=5))
-    assert len(dump.memory) == 5 and dump.truncated_bytes == 18 - 5
+LAST_ENTRY_BYTES = 17 + 1  # synthetic_dump ends with a memory entry: head, op
+
+
+@pytest.mark.parametrize("cut", range(1, LAST_ENTRY_BYTES))
+def test_dump_cut_inside_its_last_entry_is_an_error_naming_the_offset(cut):
+    whole = synthetic_dump()
+    with pytest.raises(renode_stats.ProfilerDumpTruncated, match=rf"at byte offset {len(whole) - LAST_ENTRY_BYTES}\b") as e:
+        renode_stats.parse_profiler_dump(synthetic_dump(truncate=cut))
+    assert (e.value.offset, e.value.size) == (len(whole) - LAST_ENTRY_BYTES, len(whole) - cut)
+
+
+@pytest.mark.parametrize("chunk_bytes", [30, 64, 1 << 20])
+@pytest.mark.parametrize("cut", [1, LAST_ENTRY_BYTES - 1])
+def test_dump_file_cut_inside_its_last_entry_is_an_error_naming_the_file(tmp_path, chunk_bytes, cut):
+    path = tmp_path / "profiler.dump"
+    path.write_bytes(synthetic_dump(truncate=cut))
+    offset = len(synthetic_dump()) - LAST_ENTRY_BYTES
+    with pytest.raises(renode_stats.ProfilerDumpTruncated, match=rf"{path} is cut off: .* byte offset {offset}\b"):
+        renode_stats.profiler_series(path, 0.0, 0.019, chunk_bytes=chunk_bytes)
 
 
 def test_unknown_entry_type_is_an_error():
     data = bytearray(synthetic_dump())
     header_end = 4 + (8 + 3) + 4 + 2 * (4 + 5 + 16)
     data[header_end + 16] = 9
-    with pytest.raises(renode_stats.ProfilerDumpError, match="unknown profiler entry type 9"):
+    with pytest.raises(renode_stats.ProfilerDumpError, match=f"unknown entry type 9 at byte {header_end}"):
         renode_stats.parse_profiler_dump(bytes(data))
 
 
@@ -270,11 +303,9 @@ def test_interval_series_buckets_by_virtual_time():
 @pytest.mark.parametrize("chunk_bytes", [30, 64, 1 << 20])
 def test_dump_file_read_in_chunks_gives_the_same_series(tmp_path, chunk_bytes):
     path = tmp_path / "profiler.dump"
-    path.write_bytes(synthetic_dump(truncate=3))
+    path.write_bytes(synthetic_dump())
     whole = renode_stats.interval_series(renode_stats.parse_profiler_dump(path.read_bytes()), 0.0, 0.019)
-    chunked = renode_stats.profiler_series(path, 0.0, 0.019, chunk_bytes=chunk_bytes)
-    assert chunked.pop("profiler_truncated_bytes") == 18 - 3
-    assert chunked == whole
+    assert renode_stats.profiler_series(path, 0.0, 0.019, chunk_bytes=chunk_bytes) == whole
 
 
 # --- opcode metrics -------------------------------------------------------------------------------
@@ -367,7 +398,7 @@ class ScriptedWorker:
 
 def test_session_sums_opcode_counts_over_process_requests(tmp_path):
     (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
-    plan = renode.make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", renode.RenodeSetup())
+    plan = make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", RenodeSetup())
     worker = ScriptedWorker(
         [
             {"instructions": 100, "virtual_s": 0.0, "opcodes": {"addi": 10, "vle32.v": 0}},
@@ -376,9 +407,20 @@ def test_session_sums_opcode_counts_over_process_requests(tmp_path):
             {"instructions": 560, "virtual_s": 0.6, "opcodes": {"addi": 80, "vle32.v": 70}},
         ]
     )
-    session = renode.RenodeSession(worker, plan, "Renode test")
+    session = RenodeSession(worker, plan, "Renode test")
     for label in ("process_start", "process_end") * 2:
         session.mark(label)
     assert session.process_opcodes == {"addi": 50, "vle32.v": 70}
     assert all(args["opcodes"] for _, args in worker.calls)
     assert renode_stats.request_windows(session.marks)["instructions"] == [60, 60]
+
+
+def test_a_cut_off_dump_fails_the_session_statistics(tmp_path):
+    (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
+    plan = make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", RenodeSetup())
+    Path(plan.profiler_dump).write_bytes(synthetic_dump(truncate=1))
+    session = RenodeSession(ScriptedWorker([]), plan, "Renode test")
+    session.loop_start = {"opcodes": {}, "instructions": 0, "virtual_s": 0.0}
+    session.finish = {"opcodes": {}, "instructions": 10, "virtual_s": 0.019}
+    with pytest.raises(renode_stats.ProfilerDumpTruncated, match=plan.profiler_dump):
+        renode_stats.renode_statistics(session)

@@ -1,6 +1,6 @@
 import pytest
 
-from wand_assets.core.targets import DEVICE_TARGETS, TARGETS, get_target
+from wand_assets.core.targets import DEVICE_TARGETS, QEMU_VIRT, TARGETS, get_target
 
 
 def test_device_targets_are_the_rv32_variants():
@@ -35,3 +35,13 @@ def test_host_target_has_no_simulator_cpu():
 def test_unknown_target_lists_known_ones():
     with pytest.raises(KeyError, match="rv32imf"):
         get_target("rv64gc")
+
+
+@pytest.mark.parametrize("name", DEVICE_TARGETS)
+def test_device_targets_run_on_the_qemu_virt_board(name):
+    assert get_target(name).board is QEMU_VIRT
+    assert QEMU_VIRT.qemu_machine == "virt" and QEMU_VIRT.ram_size >= 16 << 20
+
+
+def test_host_target_has_no_board():
+    assert TARGETS["host"].board is None

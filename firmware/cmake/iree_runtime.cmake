@@ -1,8 +1,12 @@
 # Adds the IREE runtime from IREE_SOURCE_DIR and sets WAND_IREE_LIBRARIES.
 # Fails early, naming IREE_SOURCE_DIR, if the tree is missing, is not
-# v${WAND_EXPECTED_IREE_VERSION}, or lacks its two submodules.
+# v${WAND_IREE_VERSION} (the installed compiler's release, passed in by
+# wand_assets), or lacks its two submodules.
 
-set(_iree_hint "Set IREE_SOURCE_DIR to an IREE source tree at tag v${WAND_EXPECTED_IREE_VERSION} (with third_party/flatcc and third_party/printf), or configure with -DWAND_PROTOCOL_ONLY=ON for the test-only protocol firmware.")
+if(NOT WAND_IREE_VERSION MATCHES "^[0-9]+\\.[0-9]+\\.[0-9]+$")
+  message(FATAL_ERROR "WAND_IREE_VERSION='${WAND_IREE_VERSION}' is not an IREE release X.Y.Z: pass the installed iree-base-compiler's (pyproject.toml pins it; wand_assets.device.firmware_build.IREE_SOURCE_VERSION), or configure with -DWAND_PROTOCOL_ONLY=ON for the test-only protocol firmware.")
+endif()
+set(_iree_hint "Set IREE_SOURCE_DIR to an IREE source tree at tag v${WAND_IREE_VERSION} (with third_party/flatcc and third_party/printf), or configure with -DWAND_PROTOCOL_ONLY=ON for the test-only protocol firmware.")
 if(NOT IREE_SOURCE_DIR)
   message(FATAL_ERROR "IREE_SOURCE_DIR is not set. ${_iree_hint}")
 endif()
@@ -14,8 +18,8 @@ file(READ "${_version_file}" _version_json)
 string(JSON _iree_version ERROR_VARIABLE _json_error GET "${_version_json}" "package-version")
 # Release tags carry "<version>.dev" in version.json; compare the X.Y.Z part.
 string(REGEX MATCH "^[0-9]+\\.[0-9]+\\.[0-9]+" _iree_version_xyz "${_iree_version}")
-if(_json_error OR NOT _iree_version_xyz STREQUAL WAND_EXPECTED_IREE_VERSION)
-  message(FATAL_ERROR "IREE_SOURCE_DIR='${IREE_SOURCE_DIR}' has IREE version '${_iree_version}', expected ${WAND_EXPECTED_IREE_VERSION} (the compiler and runtime must match exactly). ${_iree_hint}")
+if(_json_error OR NOT _iree_version_xyz STREQUAL WAND_IREE_VERSION)
+  message(FATAL_ERROR "IREE_SOURCE_DIR='${IREE_SOURCE_DIR}' has IREE version '${_iree_version}', expected ${WAND_IREE_VERSION} (the compiler and runtime must match exactly). ${_iree_hint}")
 endif()
 foreach(_submodule flatcc/include/flatcc printf/src)
   if(NOT EXISTS "${IREE_SOURCE_DIR}/third_party/${_submodule}")
@@ -23,7 +27,7 @@ foreach(_submodule flatcc/include/flatcc printf/src)
   endif()
 endforeach()
 if(NOT IREE_HOST_BIN_DIR OR NOT EXISTS "${IREE_HOST_BIN_DIR}/iree-flatcc-cli")
-  message(FATAL_ERROR "IREE_HOST_BIN_DIR='${IREE_HOST_BIN_DIR}' has no iree-flatcc-cli; point it at the bin directory of the iree-base-compiler/iree-base-runtime ${WAND_EXPECTED_IREE_VERSION} venv.")
+  message(FATAL_ERROR "IREE_HOST_BIN_DIR='${IREE_HOST_BIN_DIR}' has no iree-flatcc-cli; point it at the bin directory of the iree-base-compiler/iree-base-runtime ${WAND_IREE_VERSION} venv.")
 endif()
 message(STATUS "wand: IREE ${_iree_version} from ${IREE_SOURCE_DIR}")
 

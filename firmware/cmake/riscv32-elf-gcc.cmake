@@ -1,6 +1,6 @@
 # Toolchain: Debian's riscv64-unknown-elf-gcc (multilib, builds rv32) with
 # picolibc. The ISA comes from the caller as WAND_MARCH / WAND_MABI (the
-# Python target registry, wand_assets/targets.py); nothing here names one.
+# Python target registry, wand_assets/core/targets.py); nothing here names one.
 
 if(WAND_TOOLCHAIN_INCLUDED)
   return()
@@ -26,7 +26,7 @@ set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
 
 if(NOT WAND_MARCH OR NOT WAND_MABI)
   message(FATAL_ERROR
-    "WAND_MARCH and WAND_MABI must be set (from wand_assets.targets), e.g. "
+    "WAND_MARCH and WAND_MABI must be set (from wand_assets.core.targets), e.g. "
     "-DWAND_MARCH=<Target.gcc_march> -DWAND_MABI=<Target.gcc_mabi>")
 endif()
 

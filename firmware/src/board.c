@@ -11,7 +11,6 @@
 #include "log.h"
 
 #define FDT_MAGIC_LE 0xedfe0dd0u  // 0xd00dfeed stored big-endian
-#define RAM_WINDOW_BASE 0x80000000u
 #define STACK_PAINT 0x5aa55aa5u   // must match start.S
 #define SEMIHOST_SYS_ERRNO 0x13
 #define MCAUSE_BREAKPOINT 3u
@@ -48,7 +47,7 @@ typedef struct wand_trap_frame_t {
 // QEMU's -bios none boot code passes the device tree address in a1; Renode
 // leaves a1 = 0. Only an aligned address in the RAM window is dereferenced.
 static bool boot_arg_is_fdt(uintptr_t boot_arg) {
-  if (boot_arg < RAM_WINDOW_BASE || (boot_arg & 3u) != 0) return false;
+  if (boot_arg < WAND_BOARD_RAM_BASE || (boot_arg & 3u) != 0) return false;
   return *(volatile const uint32_t*)boot_arg == FDT_MAGIC_LE;
 }
 

@@ -1,12 +1,14 @@
 // Board support: the QEMU `virt` memory map (the Renode board mirrors it),
 // startup, counters, traps, exit, and the choice of log sink.
 //
-// Memory map:
-//   0x0010_0000  SiFive test device (exit): 0x5555 pass, (code<<16)|0x3333 fail
-//   0x0200_0000  CLINT; mtime at +0xBFF8, 10 MHz
-//   0x1000_0000  NS16550A UART 0: the Kenning protocol
-//   0x1000_1000  NS16550A log UART: only used when semihosting is absent
-//   0x8000_0000  RAM (see qemu_virt.ld for the sizes)
+// Memory map, defined once in wand_assets/core/targets.py (Board) and passed
+// in by the build (CMakeLists.txt), which renders the Renode board from the
+// same definition:
+//   WAND_BOARD_TEST_BASE      SiFive test device (exit): 0x5555 pass, (code<<16)|0x3333 fail
+//   WAND_BOARD_CLINT_BASE     CLINT; mtime at +0xBFF8, WAND_BOARD_MTIME_HZ
+//   WAND_BOARD_UART0_BASE     NS16550A UART 0: the Kenning protocol
+//   WAND_BOARD_LOG_UART_BASE  NS16550A log UART: only used when semihosting is absent
+//   WAND_BOARD_RAM_BASE       RAM (see qemu_virt.ld for the sizes)
 
 #ifndef WAND_BOARD_H_
 #define WAND_BOARD_H_
@@ -14,12 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WAND_BOARD_TEST_BASE 0x00100000u
-#define WAND_BOARD_CLINT_BASE 0x02000000u
+#if !defined(WAND_BOARD_TEST_BASE) || !defined(WAND_BOARD_CLINT_BASE) || \
+    !defined(WAND_BOARD_MTIME_HZ) || !defined(WAND_BOARD_UART0_BASE) ||   \
+    !defined(WAND_BOARD_LOG_UART_BASE) || !defined(WAND_BOARD_RAM_BASE)
+#error "the board's memory map comes from the build (CMakeLists.txt, from wand_assets/core/targets.py)"
+#endif
+
 #define WAND_BOARD_MTIME_OFFSET 0xbff8u
-#define WAND_BOARD_MTIME_HZ 10000000u
-#define WAND_BOARD_UART0_BASE 0x10000000u
-#define WAND_BOARD_LOG_UART_BASE 0x10001000u
 #define WAND_BOARD_UART_CLOCK_HZ 3686400u
 #define WAND_BOARD_UART_BAUD 115200u
 

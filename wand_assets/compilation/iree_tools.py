@@ -6,6 +6,8 @@ fixed ``[1,128,3,1]`` float32 signature and imported from a SavedModel instead.
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +17,32 @@ from wand_assets.core.procs import run_tool
 from wand_assets.core.targets import Target
 from wand_assets.training.model import INPUT_SHAPE
 
-IREE_VERSION = "3.11.0"
+IREE_DISTRIBUTIONS = ("iree-base-compiler", "iree-base-runtime")  # pinned, to one release, in pyproject.toml
+
+
+def installed_iree_release() -> str:
+    """The IREE release (X.Y.Z) of the installed compiler and runtime wheels, which must agree.
+
+    pyproject.toml is the one place that names it; the firmware's runtime source must be the same
+    release, or the device cannot load what the compiler writes.
+    """
+    versions = {}
+    for name in IREE_DISTRIBUTIONS:
+        try:
+            full = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise RuntimeError(
+                f"{name} is not installed in {sys.executable}; install the pinned packages (scripts/setup.sh)"
+            ) from None
+        match = re.match(r"\d+\.\d+\.\d+", full)
+        versions[name] = match.group(0) if match else full
+    if len(set(versions.values())) != 1:
+        found = ", ".join(f"{k}=={v}" for k, v in versions.items())
+        raise RuntimeError(f"the IREE compiler and runtime must be one release, found {found}; reinstall (scripts/setup.sh)")
+    return versions[IREE_DISTRIBUTIONS[0]]
+
+
+IREE_VERSION = installed_iree_release()  # named once, by the pins in pyproject.toml
 EXPORTED_FUNCTION = "main"  # becomes "module.main" in the .vmfb, the seed's entry_func
 
 # Measured on IREE 3.11 (PLATFORM_FACTS): keeps convolutions as convolutions so the CPU backend can

@@ -1,4 +1,5 @@
-"""The target registry: the one place that spells ISA, ABI, IREE CPU features and simulator CPU settings.
+"""The target registry: the one place that spells ISA, ABI, IREE CPU features, simulator CPU settings
+and the board's memory map.
 
 A mismatch between how the model is compiled, how the firmware is built and which CPU the simulator
 emulates gives silently wrong numbers (zvl512b code on a VLEN=128 CPU runs and answers garbage), so
@@ -8,6 +9,40 @@ every other module asks a :class:`Target` instead of writing these strings itsel
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Board:
+    """The memory map the firmware is built for and both simulators provide.
+
+    One definition: CMake gets it as cache variables (the linker script and ``firmware/src/board.h``
+    take it from there) and the Renode board is rendered from it. It describes QEMU's ``virt``
+    machine as far as the firmware uses it; QEMU maps more RAM than ``ram_size`` (128 MiB by
+    default) and the firmware uses the first ``ram_size`` bytes, which is all the Renode board maps.
+    """
+
+    name: str
+    qemu_machine: str  # the -M of qemu-system-riscv32
+    ram_base: int
+    ram_size: int  # the firmware's stack sits at the top of it
+    clint_base: int  # CLINT (mtime at +0xBFF8)
+    mtime_hz: int  # the CLINT timer's frequency
+    uart0_base: int  # NS16550A: the protocol
+    log_uart_base: int  # NS16550A: the firmware's log when semihosting is absent (Renode)
+    test_device_base: int  # SiFive test device: exit status (QEMU; the Renode board has none)
+
+
+QEMU_VIRT = Board(
+    name="qemu_virt",
+    qemu_machine="virt",
+    ram_base=0x8000_0000,
+    ram_size=16 << 20,
+    clint_base=0x0200_0000,
+    mtime_hz=10_000_000,
+    uart0_base=0x1000_0000,
+    log_uart_base=0x1000_1000,
+    test_device_base=0x0010_0000,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +62,8 @@ class Target:
     # Simulated CPU: vector register length in bits (0 = no vector unit).
     vlen: int = 0
     elen: int = 0
+    # The board the firmware runs on (None for the host reference target).
+    board: Board | None = None
 
     @property
     def is_device(self) -> bool:
@@ -96,6 +133,7 @@ TARGETS: dict[str, Target] = {
             llvm_abi="ilp32f",
             gcc_march="rv32imf_zicsr",
             gcc_mabi="ilp32f",
+            board=QEMU_VIRT,
         ),
         Target(
             name="rv32imf_zve32f_vlen512",
@@ -108,6 +146,7 @@ TARGETS: dict[str, Target] = {
             gcc_mabi="ilp32f",
             vlen=512,
             elen=32,
+            board=QEMU_VIRT,
         ),
     )
 }

@@ -30,9 +30,10 @@ from wand_assets.core.resources import ArtifactStoreResource, QualityGates
 from wand_assets.core.targets import get_target
 from wand_assets.data.dataset import CLASSES
 from wand_assets.data.windows import WindowSet
-from wand_assets.device import firmware_build, renode_stats, results
+from wand_assets.device import firmware_build, results
 from wand_assets.device.protocol import DeviceClient
 from wand_assets.device.regression import Tolerances, find_regressions
+from wand_assets.device.renode import stats as renode_stats
 from wand_assets.device.resources import FirmwareToolchain, SimulatorResource
 from wand_assets.device.session import evaluate_on_device
 from wand_assets.training.model import as_model_input

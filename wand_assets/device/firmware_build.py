@@ -1,8 +1,9 @@
 """Build the bare-metal firmware (``firmware/``) for one device target: CMake + Debian's
 riscv64-unknown-elf GCC + picolibc + the IREE runtime from an IREE source tree.
 
-Plain Python (no Dagster). The ISA, ABI and vector switch come from :mod:`wand_assets.core.targets`;
-this module passes them to CMake as cache variables and never spells them itself.
+Plain Python (no Dagster). The ISA, ABI, vector switch and board memory map come from
+:mod:`wand_assets.core.targets`, the IREE release from the installed wheels; this module passes them
+to CMake as cache variables (:func:`cmake_cache_variables`) and never spells them itself.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from wand_assets.compilation.iree_tools import IREE_VERSION
 from wand_assets.core.artifacts import atomic_path, sha256_file
 from wand_assets.core.procs import ToolError, run_tool
 from wand_assets.core.targets import Target, get_target
 
-IREE_SOURCE_VERSION = "3.11.0"  # must equal the pinned iree-base-compiler / iree-base-runtime
-IREE_SOURCE_COMMIT = "e4a3b0405d7d23554da26403658d0e8c3c5ecf25"  # tag v3.11.0; scripts/fetch_upstream.sh reads both
+IREE_SOURCE_VERSION = IREE_VERSION  # the firmware's runtime source must be the compiler's release
+IREE_SOURCE_COMMIT = "e4a3b0405d7d23554da26403658d0e8c3c5ecf25"  # of that release's tag; scripts/fetch_upstream.sh reads it
 MIN_CMAKE_VERSION = (3, 26)
 TOOLCHAIN_PREFIX = "riscv64-unknown-elf-"
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
@@ -35,7 +37,7 @@ LogFn = Callable[[str], None]
 
 
 class IreeSourceError(RuntimeError):
-    """IREE_SOURCE_DIR is missing, is not IREE v3.11.0, or lacks its submodules."""
+    """IREE_SOURCE_DIR is missing, is not the installed compiler's IREE release, or lacks its submodules."""
 
 
 class FirmwareBuildError(RuntimeError):
@@ -45,7 +47,7 @@ class FirmwareBuildError(RuntimeError):
 @dataclass(frozen=True)
 class IreeSource:
     path: Path
-    version: str  # as declared in runtime/version.json, e.g. "3.11.0.dev"
+    version: str  # as declared in runtime/version.json, e.g. "<IREE_SOURCE_VERSION>.dev"
     commit: str | None  # git HEAD when the tree is a git checkout/worktree
 
 
@@ -92,7 +94,7 @@ def toolchain_versions() -> dict[str, str]:
 
 
 def check_iree_source(path: str | os.PathLike | None) -> IreeSource:
-    """Check that ``path`` (IREE_SOURCE_DIR) is an IREE v3.11.0 source tree with its submodules."""
+    """Check that ``path`` (IREE_SOURCE_DIR) is an IREE source tree of :data:`IREE_SOURCE_VERSION` with its submodules."""
     hint = (
         f"Set IREE_SOURCE_DIR to an IREE source tree at tag v{IREE_SOURCE_VERSION} with the "
         "third_party/flatcc and third_party/printf submodules (see firmware/README.md)."
@@ -159,6 +161,7 @@ def build_firmware(
     deadline = time.monotonic() + timeout_s
 
     iree: IreeSource | None = None
+    host_bin: Path | None = None
     if not protocol_only:
         iree = check_iree_source(iree_source_dir)
         host_bin = Path(host_bin_dir) if host_bin_dir else Path(sys.executable).parent
@@ -172,16 +175,7 @@ def build_firmware(
     cmake = find_cmake()
 
     build = Path(build_dir)
-    cache_vars = {
-        "CMAKE_TOOLCHAIN_FILE": str(FIRMWARE_DIR / "cmake" / "riscv32-elf-gcc.cmake"),
-        "WAND_MARCH": t.gcc_march,
-        "WAND_MABI": t.gcc_mabi,
-        "WAND_VECTOR": "ON" if t.has_vector else "OFF",
-        "WAND_PROTOCOL_ONLY": "ON" if protocol_only else "OFF",
-    }
-    if iree is not None:
-        cache_vars["IREE_SOURCE_DIR"] = str(iree.path)
-        cache_vars["IREE_HOST_BIN_DIR"] = str(host_bin)
+    cache_vars = cmake_cache_variables(t, iree_source=iree.path if iree else None, host_bin_dir=host_bin)
     _reset_if_reconfigured(build, cache_vars, log)
     build.mkdir(parents=True, exist_ok=True)
 
@@ -191,12 +185,15 @@ def build_firmware(
         configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={generator}"]
     configure += [f"-D{k}={v}" for k, v in cache_vars.items()]
     run_tool(configure, what=f"cmake configure ({t.name})", timeout_s=_remaining(deadline), log=log)
-    run_tool(
-        [cmake, "--build", build, "--target", "wand_firmware", "--parallel", str(os.cpu_count() or 2)],
-        what=f"cmake build ({t.name})",
-        timeout_s=_remaining(deadline),
-        log=log,
+    jobs = str(os.cpu_count() or 2)
+    # ninja itself rather than `cmake --build`: the long-lived process is then our direct child, which
+    # the kernel kills when this process dies (core/procs.py); under `cmake --build` ninja would be orphaned.
+    build_command = (
+        [generator, "-C", build, "-j", jobs, "wand_firmware"]
+        if generator
+        else [cmake, "--build", build, "--target", "wand_firmware", "--parallel", jobs]
     )
+    run_tool(build_command, what=f"firmware build ({t.name})", timeout_s=_remaining(deadline), log=log)
     elf = build / ELF_NAME
     if not elf.is_file():
         raise FirmwareBuildError(f"the build finished but {elf} is missing")
@@ -221,6 +218,34 @@ def build_firmware(
         picolibc_version=versions["picolibc"],
         cmake_version=versions["cmake"],
     )
+
+
+def cmake_cache_variables(
+    target: Target, *, iree_source: Path | None = None, host_bin_dir: Path | None = None
+) -> dict[str, str]:
+    """The ``-D`` values that configure ``firmware/`` for ``target``: all from the target registry and
+    the installed IREE release, none spelled in CMake. Without ``iree_source``: the TEST ONLY
+    protocol firmware."""
+    board = target.board
+    cache_vars = {
+        "CMAKE_TOOLCHAIN_FILE": str(FIRMWARE_DIR / "cmake" / "riscv32-elf-gcc.cmake"),
+        "WAND_MARCH": target.gcc_march,
+        "WAND_MABI": target.gcc_mabi,
+        "WAND_VECTOR": "ON" if target.has_vector else "OFF",
+        "WAND_PROTOCOL_ONLY": "OFF" if iree_source else "ON",
+        "WAND_RAM_BASE": f"{board.ram_base:#x}",
+        "WAND_RAM_SIZE": f"{board.ram_size:#x}",
+        "WAND_CLINT_BASE": f"{board.clint_base:#x}",
+        "WAND_MTIME_HZ": str(board.mtime_hz),
+        "WAND_UART0_BASE": f"{board.uart0_base:#x}",
+        "WAND_LOG_UART_BASE": f"{board.log_uart_base:#x}",
+        "WAND_TEST_DEVICE_BASE": f"{board.test_device_base:#x}",
+    }
+    if iree_source is not None:
+        cache_vars["IREE_SOURCE_DIR"] = str(iree_source)
+        cache_vars["IREE_HOST_BIN_DIR"] = str(host_bin_dir)
+        cache_vars["WAND_IREE_VERSION"] = IREE_SOURCE_VERSION
+    return cache_vars
 
 
 @contextlib.contextmanager

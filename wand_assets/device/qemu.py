@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from wand_assets.core.procs import kill_process_group
+from wand_assets.core.procs import kill_process_group, run_tool, spawn
 from wand_assets.core.targets import Target
 
 READY_LINE = "Runtime started"
 _WAITING = re.compile(r"waiting for connection on: \S*tcp:127\.0\.0\.1:(\d+)")
 QEMU_BINARY = "qemu-system-riscv32"
-UART0_LSR = 0x1000_0005  # virt's UART 0 (NS16550A, one byte per register): line status
-_LSR_DUMP = re.compile(rf"{UART0_LSR:016x}: 0x([0-9a-f]{{2}})")  # the monitor's answer to "xp /1bx"
+UART_LSR_OFFSET = 5  # NS16550A, one byte per register: line status
 
 
 class SimulatorError(RuntimeError):
@@ -34,22 +33,22 @@ def qemu_version(binary: str = QEMU_BINARY) -> str:
     path = shutil.which(binary)
     if not path:
         raise SimulatorError(f"{binary} not found; install Debian's qemu-system-misc (scripts/setup.sh does)")
-    out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
-    return out.splitlines()[0].strip()
+    return run_tool([path, "--version"], what=f"{binary} --version", timeout_s=30).output.splitlines()[0].strip()
 
 
 def qemu_command(
     elf: Path, target: Target, port: int, log_path: Path, binary: str = QEMU_BINARY, *, paused: bool = False
 ) -> list[str]:
     """``paused``: the guest waits for ``cont`` on the monitor, which then reads stdin."""
+    cpu = target.qemu_cpu()  # first: the host reference target has neither CPU nor board
     command = [
         binary,
-        "-M", "virt",
+        "-M", target.board.qemu_machine,
         "-bios", "none",
         "-display", "none",
         "-monitor", "stdio" if paused else "none",
         "-icount", "shift=0",
-        "-cpu", target.qemu_cpu(),
+        "-cpu", cpu,
         "-kernel", str(elf),
         # wait=on: the guest starts only once the host is connected, so no byte is lost.
         "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
@@ -101,6 +100,8 @@ def start_qemu(
 ) -> Iterator[QemuSession]:
     """Start QEMU, connect its UART, wait for the firmware's ready line; always kill QEMU on exit.
 
+    QEMU also dies when this process dies, even by SIGKILL (:func:`wand_assets.core.procs.spawn`).
+
     ``early_input`` (a host that does not wait for the ready line, at its most extreme): QEMU starts
     paused, the bytes are written as soon as the UART is connected, and the guest runs its first
     instruction only once the UART holds the first of them.
@@ -120,12 +121,11 @@ def start_qemu(
     uart = None
     try:
         with open(stderr_path, "wb") as stderr:
-            process = subprocess.Popen(
+            process = spawn(
                 command,
                 stdin=subprocess.PIPE if early_input else subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                start_new_session=True,
             )
         deadline = time.monotonic() + boot_timeout_s
         port_number = _listening_port(process, stderr_path, deadline)
@@ -133,7 +133,7 @@ def start_qemu(
         log(f"UART connected on 127.0.0.1:{port_number}")
         if early_input:
             uart.write(early_input)
-            _resume_once_received(process, stderr_path, deadline)
+            _resume_once_received(process, stderr_path, deadline, target.board.uart0_base + UART_LSR_OFFSET)
         session = QemuSession(process, uart, log_path, command, uart_address=f"127.0.0.1:{port_number}")
         while READY_LINE not in session.log_text():
             if process.poll() is not None:
@@ -173,19 +173,20 @@ def _listening_port(process: subprocess.Popen, stderr_path: Path, deadline: floa
         time.sleep(0.02)
 
 
-def _resume_once_received(process: subprocess.Popen, stderr_path: Path, deadline: float) -> None:
+def _resume_once_received(process: subprocess.Popen, stderr_path: Path, deadline: float, lsr_address: int) -> None:
     """Let the paused guest run once its UART reports Data Ready (an LSR read only clears error bits)."""
+    lsr_dump = re.compile(rf"{lsr_address:016x}: 0x([0-9a-f]{{2}})")  # the monitor's answer to "xp /1bx"
     asked = 0
     while True:
         if process.poll() is not None:
             raise SimulatorError(f"QEMU exited with status {process.returncode} before the guest started")
         if time.monotonic() > deadline:
             raise SimulatorError("the UART did not receive the early input in time")
-        answers = _LSR_DUMP.findall(stderr_path.read_text(errors="replace"))
+        answers = lsr_dump.findall(stderr_path.read_text(errors="replace"))
         if len(answers) == asked:  # the monitor has answered every question so far
             if answers and int(answers[-1], 16) & 0x01:
                 break
-            process.stdin.write(f"xp /1bx {UART0_LSR:#x}\n".encode())
+            process.stdin.write(f"xp /1bx {lsr_address:#x}\n".encode())
             process.stdin.flush()
             asked += 1
         time.sleep(0.02)

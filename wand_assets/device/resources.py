@@ -10,7 +10,8 @@ from wand_assets.device import firmware_build, renode, simulators
 
 
 class FirmwareToolchain(dg.ConfigurableResource):
-    """How firmware is built. ``iree_source_dir`` empty means ``$IREE_SOURCE_DIR`` (IREE v3.11.0 source)."""
+    """How firmware is built. ``iree_source_dir`` empty means ``$IREE_SOURCE_DIR`` (the IREE source of the
+    installed compiler's release, ``firmware_build.IREE_SOURCE_VERSION``)."""
 
     iree_source_dir: str = ""
     build_root: str = ""  # CMake build trees; empty: <artifact root>/../wand-build or ./.wand-build

@@ -13,8 +13,8 @@ from wand_assets.core import plots
 from wand_assets.core.artifacts import sha256_file
 from wand_assets.core.targets import DEVICE_TARGETS, TARGETS
 from wand_assets.data.dataset import CLASSES
-from wand_assets.device import renode_stats
 from wand_assets.device.firmware_build import ELF_NAME
+from wand_assets.device.renode import stats as renode_stats
 from wand_assets.report.document import (
     Figure,
     Heading,

@@ -8,6 +8,9 @@ The profiler dump (Renode 1.15.1, KENNING_FACTS §3.5; all little-endian, packed
   0 instruction (u8 cpu id, u64 cumulative executed instructions), 1 memory (u8 op: 2 read, 3 write),
   2 peripheral (u8 op: 0 read, 1 write; u64 address), 3 exception (u64 index).
 
+A dump whose last entry is cut off (the disk filled up, or Renode died while writing) is an error
+(:class:`ProfilerDumpTruncated`), not a number: its series would silently miss the end of the run.
+
 Kenning's ``compute_renode_metrics`` derived values are reproduced by :func:`opcode_metrics`; every
 plot of its renode_stats section is drawn by :func:`renode_plots`, the memory-access plots included
 (Kenning looks them up under a misspelt key and never draws them).
@@ -36,6 +39,18 @@ class ProfilerDumpError(ValueError):
     """The file is not a Renode profiler dump of the format this parser knows."""
 
 
+class ProfilerDumpTruncated(ProfilerDumpError):
+    """The dump ends inside an entry: it was cut off while being written."""
+
+    def __init__(self, source: str, offset: int, size: int):
+        self.source, self.offset, self.size = source, offset, size
+        super().__init__(
+            f"profiler dump {source} is cut off: it ends {size - offset} bytes into the entry at byte offset "
+            f"{offset} (file size {size}). Was the disk full, or did Renode stop while writing? Free space and "
+            "rerun the evaluation; statistics from an incomplete dump would miss the end of the run."
+        )
+
+
 @dataclass
 class ProfilerDump:
     cpus: dict[int, str]
@@ -44,7 +59,6 @@ class ProfilerDump:
     memory: np.ndarray  # structured: t_ms, op
     peripheral: np.ndarray  # structured: t_ms, op, address
     exceptions: np.ndarray  # structured: t_ms, index
-    truncated_bytes: int = 0  # a partial last entry (dump cut while being written)
 
 
 _INSTR_DT = np.dtype([("t_ms", "f8"), ("cpu", "u1"), ("count", "u8")])
@@ -53,28 +67,28 @@ _PERIPH_DT = np.dtype([("t_ms", "f8"), ("op", "u1"), ("address", "u8")])
 _EXC_DT = np.dtype([("t_ms", "f8"), ("index", "u8")])
 
 
-def _header(data: bytes) -> tuple[dict[int, str], list[tuple[str, int, int]], int]:
+def _header(data: bytes, source: str) -> tuple[dict[int, str], list[tuple[str, int, int]], int]:
     offset = 0
 
     def take(fmt: str):
         nonlocal offset
         size = struct.calcsize(fmt)
         if offset + size > len(data):
-            raise ProfilerDumpError(f"profiler dump header ends early at byte {offset}")
+            raise ProfilerDumpError(f"profiler dump {source}: the header ends early at byte {offset}")
         values = struct.unpack_from(fmt, data, offset)
         offset += size
         return values
 
     (cpu_count,) = take("<i")
     if not 0 <= cpu_count <= 1024:
-        raise ProfilerDumpError(f"implausible CPU count {cpu_count} in the profiler dump header")
+        raise ProfilerDumpError(f"profiler dump {source}: implausible CPU count {cpu_count} in the header")
     cpus = {}
     for _ in range(cpu_count):
         cpu_id, length = take("<ii")
         cpus[cpu_id] = take(f"<{length}s")[0].decode(errors="replace")
     (peripheral_count,) = take("<i")
     if not 0 <= peripheral_count <= 100_000:
-        raise ProfilerDumpError(f"implausible peripheral count {peripheral_count} in the profiler dump header")
+        raise ProfilerDumpError(f"profiler dump {source}: implausible peripheral count {peripheral_count} in the header")
     peripherals = []
     for _ in range(peripheral_count):
         (length,) = take("<i")
@@ -84,8 +98,9 @@ def _header(data: bytes) -> tuple[dict[int, str], list[tuple[str, int, int]], in
     return cpus, peripherals, offset
 
 
-def _scan(data, offset: int, end: int) -> tuple[dict[int, "array.array"], int]:
-    """Start offsets of the whole entries in ``data[offset:end]``, by type; returns where it stopped."""
+def _scan(data, offset: int, end: int, source: str, base: int = 0) -> tuple[dict[int, "array.array"], int]:
+    """Start offsets of the whole entries in ``data[offset:end]``, by type; returns where it stopped
+    (before a partial entry). ``data`` starts at byte ``base`` of the dump ``source`` (for messages)."""
 
     head = ENTRY_HEAD.size
     size_instr, size_mem, size_periph, size_exc = (head + _BODY[k].size for k in (INSTRUCTION, MEMORY, PERIPHERAL, EXCEPTION))
@@ -115,7 +130,7 @@ def _scan(data, offset: int, end: int) -> tuple[dict[int, "array.array"], int]:
             add_exc(offset)
             offset += size_exc
         else:
-            raise ProfilerDumpError(f"unknown profiler entry type {kind} at byte {offset}")
+            raise ProfilerDumpError(f"profiler dump {source}: unknown entry type {kind} at byte {base + offset}")
     return starts, offset
 
 
@@ -147,14 +162,14 @@ def _gather(raw: np.ndarray, starts: dict) -> dict[int, np.ndarray]:
     }
 
 
-def parse_profiler_dump(data) -> ProfilerDump:
-    """Parse a whole dump held in memory. A partial last entry is counted in ``truncated_bytes``."""
-    cpus, peripherals, offset = _header(data)
-    starts, stop = _scan(data, offset, len(data))
+def parse_profiler_dump(data, source: str = "(in memory)") -> ProfilerDump:
+    """Parse a whole dump held in memory; raises :class:`ProfilerDumpTruncated` if its last entry is cut off."""
+    cpus, peripherals, offset = _header(data, source)
+    starts, stop = _scan(data, offset, len(data), source)
+    if stop != len(data):
+        raise ProfilerDumpTruncated(source, stop, len(data))
     tables = _gather(np.frombuffer(data, dtype=np.uint8), starts)
-    return ProfilerDump(
-        cpus, peripherals, tables[INSTRUCTION], tables[MEMORY], tables[PERIPHERAL], tables[EXCEPTION], len(data) - stop
-    )
+    return ProfilerDump(cpus, peripherals, tables[INSTRUCTION], tables[MEMORY], tables[PERIPHERAL], tables[EXCEPTION])
 
 
 class _Intervals:
@@ -234,27 +249,26 @@ def profiler_series(path: Path, start_s: float, end_s: float, step_s: float = DE
     """:func:`interval_series` of the dump file at ``path``, read in chunks.
 
     A full evaluation's dump is hundreds of MB (one entry per memory access), so entries are never all
-    held at once: memory stays around ``chunk_bytes`` times a small factor.
+    held at once: memory stays around ``chunk_bytes`` times a small factor. Raises
+    :class:`ProfilerDumpTruncated` if the last entry is cut off.
     """
     size = Path(path).stat().st_size
     if size == 0:
-        raise ProfilerDumpError(f"{path} is empty (the profiler wrote nothing)")
+        raise ProfilerDumpError(f"profiler dump {path} is empty (the profiler wrote nothing)")
     with open(path, "rb") as f:
         head = f.read(1 << 20)
-        cpus, peripherals, offset = _header(head)
+        cpus, peripherals, offset = _header(head, str(path))
         intervals = _Intervals(cpus, peripherals, start_s, end_s, step_s)
         while offset < size:
             f.seek(offset)
-            chunk = f.read(max(chunk_bytes, 64))
-            starts, reached = _scan(chunk, 0, len(chunk))
-            if reached == 0:  # only a partial entry is left
-                break
+            chunk = f.read(max(chunk_bytes, 64))  # 64: more than the largest entry
+            starts, reached = _scan(chunk, 0, len(chunk), str(path), base=offset)
+            if reached == 0:  # what is left is less than one entry
+                raise ProfilerDumpTruncated(str(path), offset, size)
             tables = _gather(np.frombuffer(chunk, dtype=np.uint8), starts)
             intervals.add(tables[INSTRUCTION], tables[MEMORY], tables[PERIPHERAL], tables[EXCEPTION])
             offset += reached
-        result = intervals.result()
-        result["profiler_truncated_bytes"] = size - offset
-        return result
+        return intervals.result()
 
 
 def opcode_diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -307,7 +321,7 @@ def request_windows(marks: list[dict]) -> dict[str, list[float]]:
 
 
 def renode_statistics(session) -> dict:
-    """Everything Renode-only about a finished :class:`wand_assets.device.renode.RenodeSession`."""
+    """Everything Renode-only about a finished :class:`wand_assets.device.renode.session.RenodeSession`."""
     start, finish = session.loop_start or {}, session.finish or {}
     cpu_name = session.plan.cpu.split(".")[-1]
     counters = {cpu_name: opcode_diff(start.get("opcodes", {}), finish.get("opcodes", {}))} if start else {}

@@ -1,31 +1,24 @@
 """The process that owns Renode (pyrenode3 + mono). Started by :func:`wand_assets.device.renode.start_renode`.
 
-Usage: ``python -m wand_assets.device.renode_worker PLAN.json``. Requests arrive as JSON lines on stdin,
+Usage: ``python -m wand_assets.device.renode.worker PLAN.json``. Requests arrive as JSON lines on stdin,
 answers leave as JSON lines on the original stdout (Renode's own console output is sent to stderr).
 End of stdin means "tear down now". Teardown order matters: pause, ``Emulation().clear()`` (this
 disposes the pty terminals and flushes the profiler), only then close our side of the ptys, then
-``os._exit`` (skipping mono's slow shutdown at interpreter exit). The process asks the kernel to kill
-it when its parent dies, so no Renode outlives the pipeline.
+``os._exit`` (skipping mono's slow shutdown at interpreter exit). The parent starts this process with
+:func:`wand_assets.core.procs.spawn`, so the kernel kills it when the parent dies: no Renode outlives
+the pipeline.
 """
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+from wand_assets.device.renode.plan import Plan, setup_commands
 
 
 class Worker:
@@ -53,8 +46,6 @@ class Worker:
         return out
 
     def start(self) -> dict:
-        from wand_assets.device.renode import setup_commands
-
         plan = self.plan
         for command in setup_commands(plan):
             self.run(command)
@@ -126,7 +117,9 @@ class Worker:
 
 
 def main(argv: list[str]) -> int:
-    _die_with_parent()
+    if len(argv) != 2:
+        print(f"usage: {sys.executable} -m wand_assets.device.renode.worker PLAN.json", file=sys.stderr)
+        return 2
     # Our channel is the original stdout; Renode and mono write to fd 1 as they please, so fd 1 becomes stderr.
     channel = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -135,8 +128,6 @@ def main(argv: list[str]) -> int:
     def reply(message: dict) -> None:
         channel.write(json.dumps(message) + "\n")
         channel.flush()
-
-    from wand_assets.device.renode import Plan
 
     plan = Plan.load(Path(argv[1]))
     worker = None

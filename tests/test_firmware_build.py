@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from wand_assets.compilation.iree_tools import IREE_DISTRIBUTIONS
 from wand_assets.core.procs import ToolError, run_tool
 from wand_assets.core.targets import DEVICE_TARGETS, QEMU_VIRT, get_target
 from wand_assets.device.firmware_build import (
     FIRMWARE_DIR,
-    IREE_DISTRIBUTIONS,
     IREE_SOURCE_VERSION,
     IreeSourceError,
     build_firmware,

@@ -28,7 +28,7 @@ def test_sensor_requests_the_chain_only_when_the_source_changes(writable_dataset
 
 
 def test_nightly_schedule_forces_a_fresh_device_evaluation_per_target():
-    context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2026, 11, 25, 2, tzinfo=datetime.timezone.utc))
+    context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2026, 11, 25, 2, tzinfo=datetime.UTC))
     requests = list(nightly_device_evaluation(context))
     assert [r.partition_key for r in requests] == DEVICE_TARGETS
     assert all(r.run_config["ops"]["device_evaluation"]["config"]["force"] for r in requests)

@@ -126,7 +126,7 @@ def test_report_has_a_current_device_row_per_target(device_pipeline):
         assert target in section and f"{instructions:,.0f}" in section
     (report,) = [m for r in device_pipeline.results for m in r.asset_materializations_for_node("evaluation_report")]
     rows = [row.data for row in report.metadata["device_results"].value.records]
-    assert {r["target"]: r["status"] for r in rows} == {t: "current" for t in DEVICE_TARGETS}
+    assert {r["target"]: r["status"] for r in rows} == dict.fromkeys(DEVICE_TARGETS, "current")
     for row in rows:
         assert row["measured_vmfb_sha256"] == summary(device_pipeline.instance, row["target"])["inputs"]["vmfb"]
 
@@ -156,7 +156,7 @@ def test_forced_reruns_compare_against_the_last_evaluation_that_passed(device_pi
     the newest evaluation that passed, so a regressed run never becomes the baseline."""
     target = DEVICE_TARGETS[-1]
     instance = device_pipeline_copy.instance
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime.now(datetime.timezone.utc))
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime.now(datetime.UTC))
     (request,) = [r for r in nightly_device_evaluation(context) if r.partition_key == target]
     ops = {"device_evaluation": {"config": {**request.run_config["ops"]["device_evaluation"]["config"], "windows": DEVICE_WINDOWS}}}
     original = instance.fetch_materializations(dg.AssetKey("device_evaluation"), limit=10).records
@@ -242,7 +242,7 @@ def test_one_dagster_command_materializes_a_targets_device_stages(device_pipelin
         str(Path(sys.executable).with_name("dagster")), "asset", "materialize", "-m", "wand_assets.definitions",
         "--select", "compiled_model,firmware,device_evaluation", "--partition", target, "-c", str(config),
     ]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     instance = dg.DagsterInstance.from_ref(device_pipeline_copy.instance.get_ref())
     (run,) = instance.get_runs(limit=1)

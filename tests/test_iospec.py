@@ -34,7 +34,7 @@ def test_kenning_json_lists_input_processed_input_and_output():
 
 
 @pytest.mark.parametrize(
-    "spec, message",
+    ("spec", "message"),
     [
         (ModelIOSpec(inputs=(TensorSpec("x", (1, 2, 3, 4, 5), "float32"),), outputs=(TensorSpec("y", (1,), "float32"),)), "dims"),
         (ModelIOSpec(inputs=(), outputs=(TensorSpec("y", (1,), "float32"),)), "inputs"),

@@ -125,7 +125,7 @@ def test_report_is_written_as_markdown_and_self_contained_html(materialized):
     assert "No current device evaluation" in markdown  # this run had no device stages
     (report,) = [e for r in results for e in r.asset_materializations_for_node("evaluation_report")]
     status = {row.data["target"]: row.data["status"] for row in report.metadata["device_results"].value.records}
-    assert status == {t: "missing" for t in DEVICE_TARGETS}
+    assert status == dict.fromkeys(DEVICE_TARGETS, "missing")
 
 
 def test_concurrent_runs_with_different_training_read_their_own_upstream(tmp_path, dataset_dir):

@@ -136,7 +136,7 @@ def test_client_with_scripted_port_walks_the_request_sequence():
 def test_client_error_reply_names_request_and_state():
     client = DeviceClient(ScriptedPort([encode(0), encode(MessageType.ERROR)]))
     client.load_iospec(bytes(160))
-    with pytest.raises(RequestFailed, match="MODEL .* failed in state 'iospec loaded': device answered ERROR"):
+    with pytest.raises(RequestFailed, match=r"MODEL .* failed in state 'iospec loaded': device answered ERROR"):
         client.load_model(b"not a vmfb")
 
 

@@ -142,10 +142,12 @@ def firmware_elf(device_pipeline, target: str):
 @needs_renode
 def test_worker_is_gone_after_an_error_in_the_session(device_pipeline, tmp_path):
     elf = firmware_elf(device_pipeline, "rv32imf")
-    with pytest.raises(simulators.DeviceSessionError, match="boom"):
-        with simulators.open_session("renode", elf, get_target("rv32imf"), tmp_path) as session:
-            pid = session.worker.process.pid
-            raise RuntimeError("boom")
+    with (  # noqa: PT012 - the error is raised inside the session on purpose
+        pytest.raises(simulators.DeviceSessionError, match="boom"),
+        simulators.open_session("renode", elf, get_target("rv32imf"), tmp_path) as session,
+    ):
+        pid = session.worker.process.pid
+        raise RuntimeError("boom")
     assert session.statistics is None
     assert not _group_alive(pid)
 
@@ -154,6 +156,8 @@ def test_worker_is_gone_after_an_error_in_the_session(device_pipeline, tmp_path)
 def test_monitor_errors_are_reported_with_the_command(device_pipeline, tmp_path):
     elf = firmware_elf(device_pipeline, "rv32imf")
     setup = renode.RenodeSetup(uart="sysbus.no_such_uart")
-    with pytest.raises(renode.SimulatorError, match="sysbus.no_such_uart"):
-        with renode.start_renode(elf, get_target("rv32imf"), tmp_path, setup=setup):
-            pass
+    with (
+        pytest.raises(renode.SimulatorError, match=r"sysbus\.no_such_uart"),
+        renode.start_renode(elf, get_target("rv32imf"), tmp_path, setup=setup),
+    ):
+        pass

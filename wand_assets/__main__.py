@@ -212,7 +212,7 @@ def _materialize(args, progress: list, where: dict) -> tuple[list[str], int]:
             instance=instance,
             op_config=op_config,
             resources=resources,
-            log=lambda m: _say(m),
+            log=_say,
             device_stages=has_iree_source,
             progress=progress,
         )
@@ -319,10 +319,8 @@ def _ui_command(root: Path) -> str:
         if os.environ.get(name):
             env[name] = os.environ[name]
     dagster = Path(sys.executable).parent / "dagster"
-    try:
+    with contextlib.suppress(ValueError):
         dagster = dagster.relative_to(REPO)
-    except ValueError:
-        pass
     where = "-w workspace.yaml" if (REPO / "workspace.yaml").is_file() else "-m wand_assets.definitions"
     command = " ".join(f"{k}={v}" for k, v in env.items()) + f" {dagster} dev {where} -h {UI_HOST} -p {UI_PORT}"
     if Path.cwd().resolve() != REPO:

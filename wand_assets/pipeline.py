@@ -64,8 +64,7 @@ def plan_stages(targets: Sequence[str] | None = None, *, device_stages: bool = T
     if unknown:
         raise ValueError(f"unknown device targets {unknown}; known: {', '.join(DEVICE_TARGETS)}")
     stages = [Stage(HEAD), Stage(HOST_REFERENCE)]
-    for t in targets:
-        stages.append(Stage(COMPILE + DEVICE if device_stages else COMPILE, t))
+    stages.extend(Stage(COMPILE + DEVICE if device_stages else COMPILE, t) for t in targets)
     if not device_stages:
         stages += [Stage(DEVICE, t, status="skipped") for t in targets]
     stages.append(Stage(REPORT))

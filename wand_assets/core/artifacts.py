@@ -26,9 +26,10 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 _CHUNK = 1 << 20
 

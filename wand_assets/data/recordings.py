@@ -46,7 +46,7 @@ def person_of(gesture: str, filename: str) -> str:
     """``output_ring_hyw.txt`` → ``hyw``; unattributed negatives keep their file tag (``negative_3``)."""
     stem = Path(filename).stem
     prefix = f"output_{gesture}_"
-    tag = stem[len(prefix):] if stem.startswith(prefix) else stem
+    tag = stem.removeprefix(prefix)
     if gesture == "negative":
         return tag if not tag[:1].isdigit() and not tag.startswith("ccw") else f"negative_{tag}"
     return tag

@@ -109,7 +109,7 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
                      [[r["class"], r["support"], r["precision"], r["recall"], r["f1"]] for r in main["per_class"]],
                      f"Per class ({main_name})"))
     for name, m in sources.items():
-        if name in ("Keras",) or name.startswith("host") or name == main_name:
+        if name == "Keras" or name.startswith("host") or name == main_name:
             report.add(Figure(plots.confusion_matrix_png(np.asarray(m["confusion_matrix"]), CLASSES, name), f"confusion matrix, {name}"))
 
     # Device statistics ------------------------------------------------------------------------

@@ -40,7 +40,7 @@ class Report:
     title: str
     blocks: list = field(default_factory=list)
 
-    def add(self, *blocks) -> "Report":
+    def add(self, *blocks) -> Report:
         self.blocks.extend(blocks)
         return self
 

@@ -192,9 +192,9 @@ def _materialize(args, progress: list, where: dict) -> tuple[list[str], int]:
         plan_stages(args.target)  # unknown targets are a usage error, not a failed stage
     except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         return [f"wand: {exc}"], EXIT_USAGE
-    from wand_assets.definitions import defs
+    from wand_assets.definitions import RESOURCES
 
-    root = where["root"] = (resources.get("artifact_store") or defs.resources["artifact_store"]).store().root
+    root = where["root"] = (resources.get("artifact_store") or RESOURCES["artifact_store"]).store().root
     instance = None  # without DAGSTER_HOME: an ephemeral one, nothing kept for the web UI
     if home := os.environ.get("DAGSTER_HOME"):
         Path(home).mkdir(parents=True, exist_ok=True)  # as scripts/materialize.sh does

@@ -5,6 +5,7 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -52,7 +53,7 @@ def magic_wand_archive(
             log=context.log.info,
         )
         recs, _ = recordings.parse_tree(acquired.raw_dir)
-        manifest = {
+        manifest: dict[str, Any] = {
             "files": acquired.files,
             "recordings_per_class": recordings.recordings_per_class(recs),
             "dataset_sha256": dataset_hash(acquired.files),

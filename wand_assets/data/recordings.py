@@ -75,7 +75,8 @@ def parse_file(raw: bytes, gesture: str, rel_path: str, report: ParseReport) -> 
     report.files += 1
     for line in clean_lines(raw):
         if match := _SAMPLE.match(line):
-            current.append(tuple(float(v) for v in match.groups()))
+            x, y, z = match.groups()
+            current.append((float(x), float(y), float(z)))
             report.data_lines += 1
         elif _SEPARATOR.match(line):
             close()

@@ -60,6 +60,7 @@ def trained_model(
         with stage.produce(fp) as out:
             result = wand_model.train(windowset, training, out / "model.keras", log=context.log.info)
             test = windowset.select("test")
+            assert result.test_probabilities is not None  # train() always predicts the test split
             metrics = classification_metrics(test.y, result.test_probabilities.argmax(axis=1), CLASSES)
             np.save(out / "test_probabilities.npy", result.test_probabilities)
             write_json_atomic(

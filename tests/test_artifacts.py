@@ -136,6 +136,7 @@ with atomic_dir(Path(sys.argv[1]) / "entry") as out, atomic_path(Path(sys.argv[1
 
 def _writer(folder):
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None  # stdout=PIPE
     assert proc.stdout.readline() == "writing\n"
     return proc
 

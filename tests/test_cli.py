@@ -102,8 +102,11 @@ def test_ctrl_c_prints_one_line_naming_the_stage_and_keeps_nothing_half_written(
     lines: list[str] = []
     training = threading.Event()
 
+    assert proc.stdout is not None  # stdout=PIPE
+    stdout = proc.stdout
+
     def read() -> None:
-        for line in proc.stdout:
+        for line in stdout:
             lines.append(line.rstrip("\n"))
             if re.search(r'STEP_START - Started execution of step "trained_model"', line):
                 training.set()
@@ -151,6 +154,7 @@ def start_writer(root: Path, fp: str) -> subprocess.Popen:
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(root), fp], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
+    assert writer.stdout is not None  # stdout=PIPE
     assert writer.stdout.readline() == "writing\n"
     return writer
 

@@ -15,13 +15,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DEVICE_WINDOWS, REPO, pipeline_resources, quick_config
+from conftest import DEVICE_WINDOWS, REPO, pipeline_resources, quick_config, scheduled_run_requests
 
 from wand_assets.automation import nightly_device_evaluation
 from wand_assets.core.handoff import latest_entry
 from wand_assets.core.resources import QualityGates
 from wand_assets.core.targets import DEVICE_TARGETS
-from wand_assets.definitions import defs
+from wand_assets.definitions import ASSET_CHECKS, ASSETS, RESOURCES
 from wand_assets.device import firmware_build
 
 pytestmark = pytest.mark.slow
@@ -135,9 +135,9 @@ def test_failing_parity_gate_blocks_the_report(device_pipeline_copy, dataset_dir
     """A device result outside the tolerance stops everything downstream of the device evaluation."""
     root = device_pipeline_copy.root
     report_before = sorted(p.name for p in (root / "evaluation_report").iterdir())
-    resources = {**defs.resources, **pipeline_resources(root, dataset_dir, gates=QualityGates(min_test_accuracy=0.5, parity_atol=-1.0))}
+    resources = {**RESOURCES, **pipeline_resources(root, dataset_dir, gates=QualityGates(min_test_accuracy=0.5, parity_atol=-1.0))}
     result = dg.materialize(
-        [*defs.assets, *defs.asset_checks],
+        [*ASSETS, *ASSET_CHECKS],
         selection=["device_evaluation", "evaluation_report"],
         partition_key=DEVICE_TARGETS[0],
         instance=device_pipeline_copy.instance,
@@ -147,7 +147,7 @@ def test_failing_parity_gate_blocks_the_report(device_pipeline_copy, dataset_dir
     )
     (gate,) = check_evaluations([result], "device_matches_host")
     assert not gate.passed and not result.success
-    assert "evaluation_report" not in {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "evaluation_report" not in {e.materialization.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert sorted(p.name for p in (root / "evaluation_report").iterdir()) == report_before
 
 
@@ -157,7 +157,7 @@ def test_forced_reruns_compare_against_the_last_evaluation_that_passed(device_pi
     target = DEVICE_TARGETS[-1]
     instance = device_pipeline_copy.instance
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime.now(datetime.UTC))
-    (request,) = [r for r in nightly_device_evaluation(context) if r.partition_key == target]
+    (request,) = [r for r in scheduled_run_requests(nightly_device_evaluation, context) if r.partition_key == target]
     ops = {"device_evaluation": {"config": {**request.run_config["ops"]["device_evaluation"]["config"], "windows": DEVICE_WINDOWS}}}
     original = instance.fetch_materializations(dg.AssetKey("device_evaluation"), limit=10).records
     (first_run,) = {r.run_id for r in original if r.partition_key == target}
@@ -165,11 +165,11 @@ def test_forced_reruns_compare_against_the_last_evaluation_that_passed(device_pi
     def nightly(max_instruction_growth: float):
         gates = QualityGates(min_test_accuracy=0.5, max_instruction_growth=max_instruction_growth)
         result = dg.materialize(
-            [*defs.assets, *defs.asset_checks],
+            [*ASSETS, *ASSET_CHECKS],
             selection=["device_evaluation"],
             partition_key=target,
             instance=instance,
-            resources={**defs.resources, **pipeline_resources(device_pipeline_copy.root, dataset_dir, gates=gates)},
+            resources={**RESOURCES, **pipeline_resources(device_pipeline_copy.root, dataset_dir, gates=gates)},
             run_config={"ops": ops},
             tags=request.tags,
         )
@@ -246,8 +246,7 @@ def test_one_dagster_command_materializes_a_targets_device_stages(device_pipelin
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     instance = dg.DagsterInstance.from_ref(device_pipeline_copy.instance.get_ref())
     (run,) = instance.get_runs(limit=1)
-    materialized = {
-        (e.asset_materialization.asset_key.to_user_string(), e.asset_materialization.partition)
-        for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-    }
+    events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    mats = [m for e in events if (m := e.asset_materialization) is not None]  # all of them, by of_type
+    materialized = {(m.asset_key.to_user_string(), m.partition) for m in mats}
     assert materialized == {(a, target) for a in ("compiled_model", "firmware", "device_evaluation")}

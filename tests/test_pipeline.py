@@ -50,7 +50,7 @@ def materializations(results):
 def test_every_asset_and_partition_is_materialized_with_path_and_sha256(materialized):
     _, _, results = materialized
     seen = materializations(results)
-    expected = {
+    expected: set[tuple[str, str | None]] = {
         ("magic_wand_archive", None), ("gesture_windows", None), ("trained_model", None), ("model_mlir", None),
         ("host_model", None), ("host_evaluation", None), ("evaluation_report", None),
     }
@@ -85,7 +85,7 @@ def test_second_run_with_nothing_changed_trains_and_compiles_nothing(materialize
     store = ArtifactStore(root)
     before = {s: sorted(p.name for p in store.stage(s).path.iterdir()) for s in ("trained_model", "model_mlir")}
     model_mtime = (latest_entry(instance, "trained_model") / "model.keras").stat().st_mtime
-    messages = []
+    messages: list[str] = []
     materialize_all(
         instance=instance, op_config=QUICK, resources=resources_for(root, dataset_dir), log=messages.append, device_stages=False
     )

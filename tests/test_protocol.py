@@ -101,7 +101,7 @@ class ScriptedPort:
     def __init__(self, replies: list[bytes]):
         self.replies = list(replies)
         self.sent: list[bytes] = []
-        self.timeout = None
+        self.timeout: float | None = None
         self._out = b""
 
     def write(self, data):

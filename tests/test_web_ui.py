@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -100,7 +101,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def webserver(tmp_path_factory) -> Webserver:
+def webserver(tmp_path_factory) -> Iterator[Webserver]:
     root = tmp_path_factory.mktemp("webui")
     home = root / "dagster_home"
     home.mkdir()
@@ -231,7 +232,7 @@ def test_asset_graph_shows_every_asset(webserver, lineage, page, tmp_path):
         first.wait_for(timeout=20_000)
     except PlaywrightTimeout:
         page.keyboard.press("Alt+KeyE")  # fallback: the UI's "Expand all groups" shortcut
-    missing = []
+    missing: list[str] = []
     for key, label in labels.items():
         try:
             label.wait_for(state="visible", timeout=UI_TIMEOUT_MS if not missing else 2_000)
@@ -262,7 +263,9 @@ def test_asset_page_shows_description(webserver, lineage, page, tmp_path):
     key = key or next((k for k, s in sorted(specs.items()) if s.description), None)
     if key is None:
         pytest.skip("no asset has a description")
-    text = _plain_text_of(specs[key].description)
+    description = specs[key].description
+    assert description  # the key was chosen for having one
+    text = _plain_text_of(description)
 
     page.goto(f"{webserver.url}/assets/{key}", wait_until="domcontentloaded")
     _dismiss_community_dialog(page, webserver)

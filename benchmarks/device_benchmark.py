@@ -4,9 +4,10 @@
 
 ``--dagster-home`` is the DAGSTER_HOME whose run history has the whole pipeline materialized (default:
 ``$DAGSTER_HOME``, else ``./.dagster_home`` as ``scripts/materialize.sh`` uses it; or
-``benchmarks/materialize_wall_time.py --keep DIR``). Part 1 reads the latest device evaluations there. Part 2 recompiles the model with IREE 3.11's defaults (without
-``iree_tools.OPTIMISATION_FLAGS``) and runs ``--windows`` test windows of each on the same
-firmware in QEMU, to show where the instruction count comes from. Prints Markdown for the README.
+``benchmarks/materialize_wall_time.py --keep DIR``). Part 1 reads the latest device evaluations there.
+Part 2 recompiles the model with IREE 3.11's defaults (without ``iree_tools.OPTIMISATION_FLAGS``) and
+runs ``--windows`` test windows of each on the same firmware in QEMU, to show where the instruction
+count comes from. Prints Markdown for the README.
 """
 
 import argparse
@@ -34,7 +35,10 @@ SEED_INSTRUCTIONS_PER_PASS = 242_006  # Kenning's published Magic Wand pass on S
 
 
 def device_table(instance: dg.DagsterInstance) -> None:
-    print("| target | instructions / inference (median) | simulated time / inference | device evaluation wall time (test split) | firmware .text | peak heap | peak stack |")
+    print(
+        "| target | instructions / inference (median) | simulated time / inference "
+        "| device evaluation wall time (test split) | firmware .text | peak heap | peak stack |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in DEVICE_TARGETS:
         s = json.loads((latest_entry(instance, "device_evaluation", name) / "summary.json").read_text())

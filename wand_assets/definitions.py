@@ -1,4 +1,7 @@
-"""The wand code location: assembles assets, checks, resources, jobs and automation. Each stage lives in its folder (``wand_assets/<stage>/assets.py``)."""
+"""The wand code location: assembles assets, checks, resources, jobs and automation.
+
+Each stage lives in its folder (``wand_assets/<stage>/assets.py``).
+"""
 
 from typing import Any
 

@@ -83,7 +83,8 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
     report.add(Heading("Device results"))
     report.add(Table(["target", "status", "measured .vmfb sha256", "measured firmware sha256"],
                      [[r["target"], r["status"], r["measured_vmfb_sha256"][:16], r["measured_firmware_sha256"][:16]] for r in status],
-                     "current: measured the current compiled model and firmware; stale: older ones (left out below); missing: never evaluated"))
+                     "current: measured the current compiled model and firmware; stale: older ones (left out below); "
+                     "missing: never evaluated"))
 
     # Performance ------------------------------------------------------------------------------
     report.add(Heading("Performance"))
@@ -158,7 +159,11 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
         fw = _json(inputs.firmware[t] / "build.json")
         info = _json(inputs.compiled[t] / "compile.json")
         rows.append([f"vmfb {t} (as measured)", s["inputs"]["vmfb"], f"iree-compile {info['iree_compiler']}"])
-        rows.append([f"firmware {t} (as measured)", s["inputs"]["elf"], f"gcc {fw['gcc_version']}, picolibc {fw['picolibc_version']}, IREE {fw['iree_source_version']} {fw['iree_source_commit'] or ''}".strip()])
+        made_with = (
+            f"gcc {fw['gcc_version']}, picolibc {fw['picolibc_version']}, "
+            f"IREE {fw['iree_source_version']} {fw['iree_source_commit'] or ''}"
+        )
+        rows.append([f"firmware {t} (as measured)", s["inputs"]["elf"], made_with.strip()])
         rows.append([f"simulator {t}", "", f"{s['simulator'].get('name')} — {s['simulator'].get('version')}"])
     report.add(Table(["artifact", "sha256", "made with"], rows))
     return report, summary

@@ -80,7 +80,11 @@ def flags_table(instance: dg.DagsterInstance, n_windows: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dagster-home", default=os.environ.get("DAGSTER_HOME", ".dagster_home"), help="DAGSTER_HOME of a fully materialized pipeline")
+    parser.add_argument(
+        "--dagster-home",
+        default=os.environ.get("DAGSTER_HOME", ".dagster_home"),
+        help="DAGSTER_HOME of a fully materialized pipeline",
+    )
     parser.add_argument("--windows", type=int, default=20, help="test windows per variant in the flags comparison")
     args = parser.parse_args()
     instance = dg.DagsterInstance.local_temp(tempdir=str(Path(args.dagster_home).absolute()))

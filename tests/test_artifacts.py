@@ -112,7 +112,9 @@ def test_concurrent_writers_never_show_a_reader_a_partial_entry(tmp_path):
         subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(tmp_path), "30", name], env=env)
         for name in ("a", "b", "c")
     ]
-    reader = subprocess.run([sys.executable, "-c", READER, str(tmp_path), "4"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    reader = subprocess.run(
+        [sys.executable, "-c", READER, str(tmp_path), "4"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     for writer in writers:
         assert writer.wait(timeout=120) == 0
     seen, partial = map(int, reader.stdout.split())

@@ -64,7 +64,11 @@ def test_the_run_ends_on_a_summary_with_the_report_and_the_ui_command(tmp_path, 
     assert summary[-1] == "wand: host stages materialized, device stages skipped (exit code 2)"
     assert "nanobind" not in proc.stdout and "leaked" not in proc.stdout
 
-    rows = {m[2]: (m[1], m[3]) for line in summary if (m := re.match(r"  (materialized|skipped|FAILED|not run)\s+(\S+(?: \[\S+\])?)\s*(.*)$", line))}
+    rows = {
+        m[2]: (m[1], m[3])
+        for line in summary
+        if (m := re.match(r"  (materialized|skipped|FAILED|not run)\s+(\S+(?: \[\S+\])?)\s*(.*)$", line))
+    }
     expected = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir", "host_evaluation", "evaluation_report"]
     expected += [f"compiled_model [{t}]" for t in TARGETS]
     for name in expected:
@@ -172,7 +176,14 @@ def test_the_next_start_removes_a_killed_runs_temporaries_but_not_a_live_writers
     try:
         # A run that fails at once (no dataset) still starts like every run: it cleans up first.
         proc = subprocess.run(
-            CLI, cwd=REPO, env=cli_env(home, tmp_path / "no-dataset"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300, check=False
+            CLI,
+            cwd=REPO,
+            env=cli_env(home, tmp_path / "no-dataset"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert temporaries(root) == in_progress, proc.stdout[-3000:]
     finally:
@@ -184,5 +195,7 @@ def test_the_next_start_removes_a_killed_runs_temporaries_but_not_a_live_writers
     out = proc.stdout.splitlines()
     assert f"wand: removed 2 temporary file(s) left by killed runs under {root}" in out
     assert proc.returncode == 1
-    assert re.match(r"  FAILED\s+magic_wand_archive\s+dataset source .*no-dataset.* WAND_DATASET", out[out.index("wand: summary") + 1])
+    assert re.match(
+        r"  FAILED\s+magic_wand_archive\s+dataset source .*no-dataset.* WAND_DATASET", out[out.index("wand: summary") + 1]
+    )
     assert out[-1] == "wand: magic_wand_archive failed; Dagster's log above has the error (exit code 1)"

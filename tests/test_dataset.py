@@ -47,7 +47,9 @@ def test_modified_folder_is_refused_while_verification_is_on(tmp_path, writable_
 
 def test_archive_extracts_data_and_skips_macos_stubs(tmp_path, dataset_dir):
     archive, sha1 = dataset_archive(
-        tmp_path, dataset_dir, extra={"data/wing/._output_wing_hyw.txt": b"\0\5\26\7", "data/slope/.ipynb_checkpoints/x.txt": b"1,2,3"}
+        tmp_path,
+        dataset_dir,
+        extra={"data/wing/._output_wing_hyw.txt": b"\0\5\26\7", "data/slope/.ipynb_checkpoints/x.txt": b"1,2,3"},
     )
     result = acquire(str(archive), tmp_path / "raw", expected_sha1=sha1)
     assert len(result.files) == 38

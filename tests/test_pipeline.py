@@ -51,8 +51,13 @@ def test_every_asset_and_partition_is_materialized_with_path_and_sha256(material
     _, _, results = materialized
     seen = materializations(results)
     expected: set[tuple[str, str | None]] = {
-        ("magic_wand_archive", None), ("gesture_windows", None), ("trained_model", None), ("model_mlir", None),
-        ("host_model", None), ("host_evaluation", None), ("evaluation_report", None),
+        ("magic_wand_archive", None),
+        ("gesture_windows", None),
+        ("trained_model", None),
+        ("model_mlir", None),
+        ("host_model", None),
+        ("host_evaluation", None),
+        ("evaluation_report", None),
     }
     expected |= {("compiled_model", t) for t in DEVICE_TARGETS}
     assert set(seen) == expected
@@ -142,8 +147,11 @@ def test_concurrent_runs_with_different_training_read_their_own_upstream(tmp_pat
 
     def run(name: str) -> None:
         outcomes[name] = materialize_all(
-            instance=instance, op_config=configs[name], resources=resources_for(root, dataset_dir),
-            log=lambda _: None, device_stages=False,
+            instance=instance,
+            op_config=configs[name],
+            resources=resources_for(root, dataset_dir),
+            log=lambda _: None,
+            device_stages=False,
         )
 
     threads = [threading.Thread(target=run, args=(name,)) for name in configs]

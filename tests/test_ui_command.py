@@ -63,7 +63,12 @@ def test_readme_ui_command_shows_what_the_command_line_materialized(tmp_path, mo
     env = dict(os.environ, DAGSTER_HOME=str(home), WAND_UI_PORT=str(port))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            ["bash", "scripts/ui.sh"], cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            ["bash", "scripts/ui.sh"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:

@@ -241,9 +241,7 @@ def test_asset_graph_shows_every_asset(webserver, lineage, page, tmp_path):
     _settle(page)
     screenshot = tmp_path / "asset-graph.png"
     page.screenshot(path=str(screenshot))
-    assert not missing, (
-        f"asset graph at {page.url} does not show {missing}; screenshot: {screenshot}\n{webserver.log_tail()}"
-    )
+    assert not missing, f"asset graph at {page.url} does not show {missing}; screenshot: {screenshot}\n{webserver.log_tail()}"
     assert page.get_by_text("Join the Dagster community").count() == 0, f"dialog still open; screenshot: {screenshot}"
     print(f"asset graph screenshot: {screenshot}")
 

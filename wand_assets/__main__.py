@@ -292,7 +292,9 @@ def _summary(progress: list, failed: Exception | None, root: Path, has_iree_sour
     lines += [f"  {state:<13} {label:<{width}}  {why}".rstrip() for state, label, why in rows]
     skipped = any(state == "skipped" for state, _, _ in rows)
     if skipped and not has_iree_source:
-        lines.append("  (the device stages need the IREE v3.11.0 runtime source: set IREE_SOURCE_DIR, see README.md, 'The device half')")
+        lines.append(
+            "  (the device stages need the IREE v3.11.0 runtime source: set IREE_SOURCE_DIR, see README.md, 'The device half')"
+        )
     if report_html is not None and report_html.is_file():
         lines.append(f"  report        {report_html}")
     else:

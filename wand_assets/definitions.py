@@ -32,7 +32,11 @@ ASSETS: list[dg.AssetsDefinition] = [
     device.device_evaluation,
     report.evaluation_report,
 ]
-ASSET_CHECKS: list[dg.AssetChecksDefinition] = [data.split_is_sound, training.accuracy_above_floor, compilation.host_matches_keras]
+ASSET_CHECKS: list[dg.AssetChecksDefinition] = [
+    data.split_is_sound,
+    training.accuracy_above_floor,
+    compilation.host_matches_keras,
+]
 # Any: callers use each resource's own methods (``RESOURCES["artifact_store"].store()``).
 RESOURCES: dict[str, Any] = {
     "io_manager": ArtifactHandoff(),

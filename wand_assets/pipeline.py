@@ -84,7 +84,11 @@ def _record_run(stage: Stage, instance: dg.DagsterInstance, tag: str) -> None:
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"wand/stage_run": tag}), limit=1)
     if not runs:
         return  # interrupted before Dagster created the run
-    kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_START, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    kinds = {
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+    }
     for entry in instance.all_logs(runs[0].run_id, of_type=kinds):
         event = entry.dagster_event
         if event is None:  # a plain log message; of_type= selects only Dagster events
@@ -184,7 +188,10 @@ def load_run_config(path: str | Path, resources: dict | None = None) -> tuple[di
             configs[name] = config or {}
         return configs
 
-    op_config = {name: {"config": config} for name, config in sections("ops", {key.to_user_string() for a in ASSETS for key in a.keys}).items()}
+    op_config = {
+        name: {"config": config}
+        for name, config in sections("ops", {key.to_user_string() for a in ASSETS for key in a.keys}).items()
+    }
     base = {**RESOURCES, **(resources or {})}
     built = {
         name: type(base[name])(**{**base[name].model_dump(), **config})  # fields not given keep their values

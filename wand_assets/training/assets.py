@@ -1,6 +1,5 @@
 """Training stage: the 4,300-parameter Magic Wand CNN, with its test metrics and a blocking accuracy gate."""
 
-
 import json
 from dataclasses import asdict
 from pathlib import Path

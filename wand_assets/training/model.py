@@ -21,7 +21,6 @@ EXPECTED_PARAMETERS = 4300
 MILLI_G_TO_G = 1.0 / 1000.0
 
 
-
 # What early stopping may watch, and when a new value beats the best so far.
 MONITORS: dict[str, Callable[[float, float], bool]] = {
     "val_accuracy": lambda new, best: new > best,

@@ -4,9 +4,10 @@
 
 ``--dagster-home`` is the DAGSTER_HOME whose run history has the whole pipeline materialized (default:
 ``$DAGSTER_HOME``, else ``./.dagster_home`` as ``scripts/materialize.sh`` uses it; or
-``benchmarks/materialize_wall_time.py --keep DIR``). Part 1 reads the latest device evaluations there. Part 2 recompiles the model with IREE 3.11's defaults (without
-``iree_tools.OPTIMISATION_FLAGS``) and runs ``--windows`` test windows of each on the same
-firmware in QEMU, to show where the instruction count comes from. Prints Markdown for the README.
+``benchmarks/materialize_wall_time.py --keep DIR``). Part 1 reads the latest device evaluations there.
+Part 2 recompiles the model with IREE 3.11's defaults (without ``iree_tools.OPTIMISATION_FLAGS``) and
+runs ``--windows`` test windows of each on the same firmware in QEMU, to show where the instruction
+count comes from. Prints Markdown for the README.
 """
 
 import argparse
@@ -14,6 +15,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import numpy as np
@@ -25,7 +27,7 @@ from wand_assets.core.targets import DEVICE_TARGETS, get_target
 from wand_assets.data.windows import WindowSet
 from wand_assets.device import simulators
 from wand_assets.device.firmware_build import ELF_NAME
-from wand_assets.device.protocol import DeviceClient
+from wand_assets.device.protocol import DeviceClient, Port
 from wand_assets.device.session import evaluate_on_device
 from wand_assets.training.model import as_model_input
 
@@ -33,7 +35,10 @@ SEED_INSTRUCTIONS_PER_PASS = 242_006  # Kenning's published Magic Wand pass on S
 
 
 def device_table(instance: dg.DagsterInstance) -> None:
-    print("| target | instructions / inference (median) | simulated time / inference | device evaluation wall time (test split) | firmware .text | peak heap | peak stack |")
+    print(
+        "| target | instructions / inference (median) | simulated time / inference "
+        "| device evaluation wall time (test split) | firmware .text | peak heap | peak stack |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in DEVICE_TARGETS:
         s = json.loads((latest_entry(instance, "device_evaluation", name) / "summary.json").read_text())
@@ -51,7 +56,8 @@ def median_instructions(instance: dg.DagsterInstance, target_name: str, vmfb: Pa
     target = get_target(target_name)
     elf = latest_entry(instance, "firmware", target_name) / ELF_NAME
     with simulators.open_session("qemu", elf, target, workdir) as session:
-        run = evaluate_on_device(DeviceClient(session.port), MODEL_IO, vmfb.read_bytes(), windows)
+        port = cast(Port, session.port)  # the sessions type it `object`; it is a connected pyserial port
+        run = evaluate_on_device(DeviceClient(port), MODEL_IO, vmfb.read_bytes(), windows)
     return float(np.median(run.inference_instructions))
 
 
@@ -74,7 +80,11 @@ def flags_table(instance: dg.DagsterInstance, n_windows: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dagster-home", default=os.environ.get("DAGSTER_HOME", ".dagster_home"), help="DAGSTER_HOME of a fully materialized pipeline")
+    parser.add_argument(
+        "--dagster-home",
+        default=os.environ.get("DAGSTER_HOME", ".dagster_home"),
+        help="DAGSTER_HOME of a fully materialized pipeline",
+    )
     parser.add_argument("--windows", type=int, default=20, help="test windows per variant in the flags comparison")
     args = parser.parse_args()
     instance = dg.DagsterInstance.local_temp(tempdir=str(Path(args.dagster_home).absolute()))

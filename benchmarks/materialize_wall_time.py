@@ -65,7 +65,11 @@ def main() -> None:
     root = home / "wand-artifacts"
     env = {**os.environ, "DAGSTER_HOME": str(home), "WAND_ARTIFACT_ROOT": str(root)}
     python = REPO / ".venv" / "bin" / "python"
-    command = [str(python if python.exists() else sys.executable), "-m", "wand_assets", "materialize"] if args.direct else ["bash", "scripts/materialize.sh"]
+    command = (
+        [str(python if python.exists() else sys.executable), "-m", "wand_assets", "materialize"]
+        if args.direct
+        else ["bash", "scripts/materialize.sh"]
+    )
     if args.config:
         command += ["--config", str(Path(args.config).absolute())]
     shown_env = " ".join(f"{k}={env[k]}" for k in ("WAND_DATASET", "IREE_SOURCE_DIR") if env.get(k))
@@ -82,14 +86,18 @@ def main() -> None:
         print(f"{label}: {shown}  (output in {log_path})", flush=True)
         started = time.monotonic()
         with open(log_path, "w") as log:
-            code = subprocess.run(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout, check=False).returncode
+            code = subprocess.run(
+                command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout, check=False
+            ).returncode
         seconds = time.monotonic() - started
         text = log_path.read_text(errors="replace")
         if code not in ACCEPTED:
             tail = "\n".join(text.splitlines()[-40:])
             sys.exit(f"{label} run exited with status {code} after {seconds:.1f} s; the end of {log_path}:\n{tail}")
         rows = summary_rows(text)
-        device = sorted({a.split(" [")[1][:-1] for state, a in rows if state == "materialized" and a.startswith("device_evaluation [")})
+        device = sorted(
+            {a.split(" [")[1][:-1] for state, a in rows if state == "materialized" and a.startswith("device_evaluation [")}
+        )
         runs.append((label, seconds, code, device))
         print(f"  {seconds:.1f} s, exit code {code}: {ACCEPTED[code]}", flush=True)
 

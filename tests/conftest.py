@@ -7,6 +7,7 @@ names the variable or package that is missing).
 
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +92,16 @@ class Materialized:
     def entry(self, asset: str, partition: str | None = None) -> Path:
         """The artifact entry of ``asset``'s latest materialization in this instance."""
         return latest_entry(self.instance, asset, partition)
+
+
+def scheduled_run_requests(schedule: dg.ScheduleDefinition, context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    """What a schedule that yields run requests yields (calling it is typed as any result a schedule may have)."""
+    result = schedule(context)
+    assert isinstance(result, Iterator), result
+    items = list(result)
+    requests = [r for r in items if isinstance(r, dg.RunRequest)]
+    assert requests == items, items
+    return requests
 
 
 def persistent_instance(home: Path) -> dg.DagsterInstance:

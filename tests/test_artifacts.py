@@ -20,10 +20,9 @@ from wand_assets.core.artifacts import (
 
 def test_failed_write_leaves_no_file_behind(tmp_path):
     target = tmp_path / "model.vmfb"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("compiler crashed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:  # noqa: PT012 - the error is raised inside the context on purpose
+        tmp.write_bytes(b"half")
+        raise RuntimeError("compiler crashed")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -31,10 +30,9 @@ def test_failed_stage_keeps_the_previous_output(tmp_path):
     stage = ArtifactStore(tmp_path).stage("compiled_model", "rv32imf")
     with stage.produce("aaa") as out:
         (out / "model.vmfb").write_bytes(b"good")
-    with pytest.raises(RuntimeError):
-        with stage.produce("bbb") as out:
-            (out / "model.vmfb").write_bytes(b"half")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), stage.produce("bbb") as out:  # noqa: PT012 - the error is raised inside the stage on purpose
+        (out / "model.vmfb").write_bytes(b"half")
+        raise RuntimeError("boom")
     assert stage.cached("aaa") == stage.entry("aaa")
     assert stage.cached("bbb") is None
     assert sorted(p.name for p in stage.path.iterdir()) == ["aaa"]
@@ -114,7 +112,9 @@ def test_concurrent_writers_never_show_a_reader_a_partial_entry(tmp_path):
         subprocess.Popen([sys.executable, "-c", CONCURRENT_WRITER, str(tmp_path), "30", name], env=env)
         for name in ("a", "b", "c")
     ]
-    reader = subprocess.run([sys.executable, "-c", READER, str(tmp_path), "4"], env=env, capture_output=True, text=True, timeout=120)
+    reader = subprocess.run(
+        [sys.executable, "-c", READER, str(tmp_path), "4"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     for writer in writers:
         assert writer.wait(timeout=120) == 0
     seen, partial = map(int, reader.stdout.split())
@@ -138,6 +138,7 @@ with atomic_dir(Path(sys.argv[1]) / "entry") as out, atomic_path(Path(sys.argv[1
 
 def _writer(folder):
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None  # stdout=PIPE
     assert proc.stdout.readline() == "writing\n"
     return proc
 

@@ -2,6 +2,7 @@ import datetime
 import os
 
 import dagster as dg
+from conftest import scheduled_run_requests
 
 from wand_assets.automation import dataset_source_changed, nightly_device_evaluation
 from wand_assets.core.targets import DEVICE_TARGETS
@@ -16,7 +17,7 @@ def evaluate_sensor(cursor, folder):
 
 def test_sensor_requests_the_chain_only_when_the_source_changes(writable_dataset):
     first, cursor = evaluate_sensor(None, writable_dataset)
-    assert isinstance(first, dg.SkipReason) and "watching" in first.skip_message
+    assert isinstance(first, dg.SkipReason) and "watching" in (first.skip_message or "")
     unchanged, cursor2 = evaluate_sensor(cursor, writable_dataset)
     assert isinstance(unchanged, dg.SkipReason) and cursor2 == cursor
     recording = writable_dataset / "wing" / "output_wing_hyw.txt"
@@ -28,8 +29,8 @@ def test_sensor_requests_the_chain_only_when_the_source_changes(writable_dataset
 
 
 def test_nightly_schedule_forces_a_fresh_device_evaluation_per_target():
-    context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2026, 11, 25, 2, tzinfo=datetime.timezone.utc))
-    requests = list(nightly_device_evaluation(context))
+    context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2026, 11, 25, 2, tzinfo=datetime.UTC))
+    requests = scheduled_run_requests(nightly_device_evaluation, context)
     assert [r.partition_key for r in requests] == DEVICE_TARGETS
     assert all(r.run_config["ops"]["device_evaluation"]["config"]["force"] for r in requests)
     assert len({r.run_key for r in requests}) == len(requests)

@@ -64,8 +64,14 @@ def test_the_run_ends_on_a_summary_with_the_report_and_the_ui_command(tmp_path, 
     assert summary[-1] == "wand: host stages materialized, device stages skipped (exit code 2)"
     assert "nanobind" not in proc.stdout and "leaked" not in proc.stdout
 
-    rows = {m[2]: (m[1], m[3]) for line in summary if (m := re.match(r"  (materialized|skipped|FAILED|not run)\s+(\S+(?: \[\S+\])?)\s*(.*)$", line))}
-    expected = ["magic_wand_archive", "gesture_windows", "trained_model", "model_mlir", "host_model", "host_evaluation", "evaluation_report"]
+    rows = {
+        m[2]: (m[1], m[3])
+        for line in summary
+        if (m := re.match(r"  (materialized|skipped|FAILED|not run)\s+(\S+(?: \[\S+\])?)\s*(.*)$", line))
+    }
+    expected = [
+        "magic_wand_archive", "gesture_windows", "trained_model", "model_mlir", "host_model", "host_evaluation", "evaluation_report",
+    ]
     expected += [f"compiled_model [{t}]" for t in DEVICE_TARGETS]
     for name in expected:
         assert rows.get(name, ("missing",))[0] == "materialized", name
@@ -102,8 +108,11 @@ def test_ctrl_c_prints_one_line_naming_the_stage_and_keeps_nothing_half_written(
     lines: list[str] = []
     training = threading.Event()
 
+    assert proc.stdout is not None  # stdout=PIPE
+    stdout = proc.stdout
+
     def read() -> None:
-        for line in proc.stdout:
+        for line in stdout:
             lines.append(line.rstrip("\n"))
             if re.search(r'STEP_START - Started execution of step "trained_model"', line):
                 training.set()
@@ -151,6 +160,7 @@ def start_writer(root: Path, fp: str) -> subprocess.Popen:
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(root), fp], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
+    assert writer.stdout is not None  # stdout=PIPE
     assert writer.stdout.readline() == "writing\n"
     return writer
 
@@ -168,7 +178,14 @@ def test_the_next_start_removes_a_killed_runs_temporaries_but_not_a_live_writers
     try:
         # A run that fails at once (no dataset) still starts like every run: it cleans up first.
         proc = subprocess.run(
-            CLI, cwd=REPO, env=cli_env(home, tmp_path / "no-dataset"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300, check=False
+            CLI,
+            cwd=REPO,
+            env=cli_env(home, tmp_path / "no-dataset"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert temporaries(root) == in_progress, proc.stdout[-3000:]
     finally:
@@ -180,5 +197,7 @@ def test_the_next_start_removes_a_killed_runs_temporaries_but_not_a_live_writers
     out = proc.stdout.splitlines()
     assert f"wand: removed 2 temporary file(s) left by killed runs under {root}" in out
     assert proc.returncode == 1
-    assert re.match(r"  FAILED\s+magic_wand_archive\s+dataset source .*no-dataset.* WAND_DATASET", out[out.index("wand: summary") + 1])
+    assert re.match(
+        r"  FAILED\s+magic_wand_archive\s+dataset source .*no-dataset.* WAND_DATASET", out[out.index("wand: summary") + 1]
+    )
     assert out[-1] == "wand: magic_wand_archive failed; Dagster's log above has the error (exit code 1)"

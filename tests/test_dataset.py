@@ -41,13 +41,15 @@ def test_official_folder_is_verified_and_copied(tmp_path, dataset_dir):
 
 def test_modified_folder_is_refused_while_verification_is_on(tmp_path, writable_dataset):
     (writable_dataset / "ring" / "output_ring_hyw.txt").write_text("1,2,3\n")
-    with pytest.raises(DatasetError, match="changed.*ring/output_ring_hyw.txt"):
+    with pytest.raises(DatasetError, match=r"changed.*ring/output_ring_hyw\.txt"):
         acquire(str(writable_dataset), tmp_path / "raw")
 
 
 def test_archive_extracts_data_and_skips_macos_stubs(tmp_path, dataset_dir):
     archive, sha1 = dataset_archive(
-        tmp_path, dataset_dir, extra={"data/wing/._output_wing_hyw.txt": b"\0\5\26\7", "data/slope/.ipynb_checkpoints/x.txt": b"1,2,3"}
+        tmp_path,
+        dataset_dir,
+        extra={"data/wing/._output_wing_hyw.txt": b"\0\5\26\7", "data/slope/.ipynb_checkpoints/x.txt": b"1,2,3"},
     )
     result = acquire(str(archive), tmp_path / "raw", expected_sha1=sha1)
     assert len(result.files) == 38
@@ -67,7 +69,7 @@ def test_corrupt_archive_is_reported_as_unreadable(tmp_path):
     archive = tmp_path / "data.tar.gz"
     archive.write_bytes(b"\x1f\x8b\x08\x00" + b"not really gzip" * 10)
     sha1 = hashlib.sha1(archive.read_bytes()).hexdigest()
-    with pytest.raises(DatasetError, match="not a readable tar.gz"):
+    with pytest.raises(DatasetError, match=r"not a readable tar\.gz"):
         acquire(str(archive), tmp_path / "raw", expected_sha1=sha1)
 
 

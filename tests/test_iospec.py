@@ -34,12 +34,17 @@ def test_kenning_json_lists_input_processed_input_and_output():
 
 
 @pytest.mark.parametrize(
-    "spec, message",
+    ("spec", "message"),
     [
         (ModelIOSpec(inputs=(TensorSpec("x", (1, 2, 3, 4, 5), "float32"),), outputs=(TensorSpec("y", (1,), "float32"),)), "dims"),
         (ModelIOSpec(inputs=(), outputs=(TensorSpec("y", (1,), "float32"),)), "inputs"),
         (ModelIOSpec(inputs=(TensorSpec("x", (1,), "bool"),), outputs=(TensorSpec("y", (1,), "float32"),)), "dtype"),
-        (ModelIOSpec(inputs=(TensorSpec("x", (1,), "float32"),), outputs=(TensorSpec("y", (1,), "float32"),), entry_func="m" * 20), "longer"),
+        (
+            ModelIOSpec(
+                inputs=(TensorSpec("x", (1,), "float32"),), outputs=(TensorSpec("y", (1,), "float32"),), entry_func="m" * 20
+            ),
+            "longer",
+        ),
     ],
 )
 def test_specs_the_firmware_cannot_hold_are_refused(spec, message):

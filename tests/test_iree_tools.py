@@ -12,7 +12,7 @@ def test_compiler_is_the_pinned_version():
 def test_compiler_failure_carries_the_compilers_own_diagnostics(tmp_path):
     broken = tmp_path / "broken.mlir"
     broken.write_text("func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> { return %y : tensor<4xf32> }\n")
-    lines = []
+    lines: list[str] = []
     with pytest.raises(ToolError) as err:
         iree_tools.compile_vmfb(broken, get_target("rv32imf"), tmp_path / "out.vmfb", log=lines.append)
     assert "use of undeclared SSA value" in str(err.value)

@@ -46,8 +46,13 @@ def test_plain_libraries_do_not_import_dagster_or_the_dagster_layer():
             continue
         for name in imported_modules(path):
             leaf = name.split(".")[-1]
-            if name == "dagster" or name.startswith("dagster.") or (
-                name.startswith("wand_assets.") and leaf in {"assets", "resources", "metadata", "handoff", "definitions", "automation", "pipeline"}
+            if (
+                name == "dagster"
+                or name.startswith("dagster.")
+                or (
+                    name.startswith("wand_assets.")
+                    and leaf in {"assets", "resources", "metadata", "handoff", "definitions", "automation", "pipeline"}
+                )
             ):
                 offenders.append(f"{relative(path)} imports {name}")
     assert offenders == []

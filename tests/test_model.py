@@ -40,7 +40,9 @@ def overfitting_windows() -> WindowSet:
     valid.y = (valid_y + 1) % 4
     test = _windows(rng, 32, "test", rng.integers(0, 4, 32))
     parts = (train, valid, test)
-    return WindowSet(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "split", "group", "recording", "variant")))
+    return WindowSet(
+        *(np.concatenate([getattr(p, f) for p in parts]) for f in ("x", "y", "split", "group", "recording", "variant"))
+    )
 
 
 @pytest.mark.slow

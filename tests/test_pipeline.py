@@ -50,9 +50,14 @@ def materializations(results):
 def test_every_asset_and_partition_is_materialized_with_path_and_sha256(materialized):
     _, _, results = materialized
     seen = materializations(results)
-    expected = {
-        ("magic_wand_archive", None), ("gesture_windows", None), ("trained_model", None), ("model_mlir", None),
-        ("host_model", None), ("host_evaluation", None), ("evaluation_report", None),
+    expected: set[tuple[str, str | None]] = {
+        ("magic_wand_archive", None),
+        ("gesture_windows", None),
+        ("trained_model", None),
+        ("model_mlir", None),
+        ("host_model", None),
+        ("host_evaluation", None),
+        ("evaluation_report", None),
     }
     expected |= {("compiled_model", t) for t in DEVICE_TARGETS}
     assert set(seen) == expected
@@ -85,7 +90,7 @@ def test_second_run_with_nothing_changed_trains_and_compiles_nothing(materialize
     store = ArtifactStore(root)
     before = {s: sorted(p.name for p in store.stage(s).path.iterdir()) for s in ("trained_model", "model_mlir")}
     model_mtime = (latest_entry(instance, "trained_model") / "model.keras").stat().st_mtime
-    messages = []
+    messages: list[str] = []
     materialize_all(
         instance=instance, op_config=QUICK, resources=resources_for(root, dataset_dir), log=messages.append, device_stages=False
     )
@@ -125,7 +130,7 @@ def test_report_is_written_as_markdown_and_self_contained_html(materialized):
     assert "No current device evaluation" in markdown  # this run had no device stages
     (report,) = [e for r in results for e in r.asset_materializations_for_node("evaluation_report")]
     status = {row.data["target"]: row.data["status"] for row in report.metadata["device_results"].value.records}
-    assert status == {t: "missing" for t in DEVICE_TARGETS}
+    assert status == dict.fromkeys(DEVICE_TARGETS, "missing")
 
 
 def test_concurrent_runs_with_different_training_read_their_own_upstream(tmp_path, dataset_dir):
@@ -142,8 +147,11 @@ def test_concurrent_runs_with_different_training_read_their_own_upstream(tmp_pat
 
     def run(name: str) -> None:
         outcomes[name] = materialize_all(
-            instance=instance, op_config=configs[name], resources=resources_for(root, dataset_dir),
-            log=lambda _: None, device_stages=False,
+            instance=instance,
+            op_config=configs[name],
+            resources=resources_for(root, dataset_dir),
+            log=lambda _: None,
+            device_stages=False,
         )
 
     threads = [threading.Thread(target=run, args=(name,)) for name in configs]

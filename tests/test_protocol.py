@@ -57,13 +57,22 @@ def test_unknown_type_is_parsed_not_rejected():
 def test_legacy_24_byte_stats_are_the_seeds_allocator_fields():
     stats = parse_stats(struct.pack("<6I", 1, 2, 3, 4, 5, 6))
     assert stats == {
-        "host_bytes_peak": 1, "host_bytes_allocated": 2, "host_bytes_freed": 3,
-        "device_bytes_peak": 4, "device_bytes_allocated": 5, "device_bytes_freed": 6,
+        "host_bytes_peak": 1,
+        "host_bytes_allocated": 2,
+        "host_bytes_freed": 3,
+        "device_bytes_peak": 4,
+        "device_bytes_allocated": 5,
+        "device_bytes_freed": 6,
     }
 
 
 def test_named_40_byte_stats_records():
-    payload = b"inference_instructions".ljust(32, b"\0") + struct.pack("<Q", 2**40) + b"mtime_hz".ljust(32, b"\0") + struct.pack("<Q", 10_000_000)
+    payload = (
+        b"inference_instructions".ljust(32, b"\0")
+        + struct.pack("<Q", 2**40)
+        + b"mtime_hz".ljust(32, b"\0")
+        + struct.pack("<Q", 10_000_000)
+    )
     assert parse_stats(payload) == {"inference_instructions": 2**40, "mtime_hz": 10_000_000}
 
 
@@ -101,7 +110,7 @@ class ScriptedPort:
     def __init__(self, replies: list[bytes]):
         self.replies = list(replies)
         self.sent: list[bytes] = []
-        self.timeout = None
+        self.timeout: float | None = None
         self._out = b""
 
     def write(self, data):
@@ -122,7 +131,9 @@ class ScriptedPort:
 
 
 def test_client_with_scripted_port_walks_the_request_sequence():
-    port = ScriptedPort([encode(0), encode(0), encode(0), encode(0), encode(0, bytes(16)), encode(0, struct.pack("<6I", *range(6)))])
+    port = ScriptedPort(
+        [encode(0), encode(0), encode(0), encode(0), encode(0, bytes(16)), encode(0, struct.pack("<6I", *range(6)))]
+    )
     client = DeviceClient(port)
     client.load_iospec(bytes(160))
     client.load_model(b"vmfb")
@@ -136,7 +147,7 @@ def test_client_with_scripted_port_walks_the_request_sequence():
 def test_client_error_reply_names_request_and_state():
     client = DeviceClient(ScriptedPort([encode(0), encode(MessageType.ERROR)]))
     client.load_iospec(bytes(160))
-    with pytest.raises(RequestFailed, match="MODEL .* failed in state 'iospec loaded': device answered ERROR"):
+    with pytest.raises(RequestFailed, match=r"MODEL .* failed in state 'iospec loaded': device answered ERROR"):
         client.load_model(b"not a vmfb")
 
 

@@ -17,7 +17,7 @@ from conftest import DEVICE_WINDOWS, pipeline_resources, quick_config
 
 from wand_assets.core.handoff import latest_entry
 from wand_assets.core.targets import DEVICE_TARGETS, get_target
-from wand_assets.definitions import defs
+from wand_assets.definitions import ASSET_CHECKS, ASSETS, RESOURCES
 from wand_assets.device import firmware_build, renode, simulators
 from wand_assets.device.resources import SimulatorResource
 
@@ -38,11 +38,11 @@ def renode_run(device_pipeline_copy, dataset_dir):
     if RENODE_MISSING:
         pytest.skip(RENODE_MISSING)
     resources = {
-        **defs.resources,
+        **RESOURCES,
         **pipeline_resources(device_pipeline_copy.root, dataset_dir),
         "simulator": SimulatorResource(backend="renode"),
     }
-    everything = [*defs.assets, *defs.asset_checks]
+    everything = [*ASSETS, *ASSET_CHECKS]
     config = dg.RunConfig(ops={"device_evaluation": quick_config()["device_evaluation"]})
     results = {
         target: dg.materialize(
@@ -142,10 +142,14 @@ def firmware_elf(device_pipeline, target: str):
 @needs_renode
 def test_worker_is_gone_after_an_error_in_the_session(device_pipeline, tmp_path):
     elf = firmware_elf(device_pipeline, "rv32imf")
-    with pytest.raises(simulators.DeviceSessionError, match="boom"):
-        with simulators.open_session("renode", elf, get_target("rv32imf"), tmp_path) as session:
-            pid = session.worker.process.pid
-            raise RuntimeError("boom")
+    with (  # noqa: PT012 - the error is raised inside the session on purpose
+        pytest.raises(simulators.DeviceSessionError, match="boom"),
+        simulators.open_session("renode", elf, get_target("rv32imf"), tmp_path) as session,
+    ):
+        assert isinstance(session, renode.RenodeSession)  # what the "renode" backend opens
+        pid = session.worker.process.pid
+        raise RuntimeError("boom")
+    assert isinstance(session, renode.RenodeSession)  # again for mypy: narrowing does not outlast a `with` that may swallow
     assert session.statistics is None
     assert not _group_alive(pid)
 
@@ -154,6 +158,8 @@ def test_worker_is_gone_after_an_error_in_the_session(device_pipeline, tmp_path)
 def test_monitor_errors_are_reported_with_the_command(device_pipeline, tmp_path):
     elf = firmware_elf(device_pipeline, "rv32imf")
     setup = renode.RenodeSetup(uart="sysbus.no_such_uart")
-    with pytest.raises(renode.SimulatorError, match="sysbus.no_such_uart"):
-        with renode.start_renode(elf, get_target("rv32imf"), tmp_path, setup=setup):
-            pass
+    with (
+        pytest.raises(renode.SimulatorError, match=r"sysbus\.no_such_uart"),
+        renode.start_renode(elf, get_target("rv32imf"), tmp_path, setup=setup),
+    ):
+        pass

@@ -20,11 +20,19 @@ N = 5
 
 def windows() -> WindowSet:
     strings = np.array(["test"] * N)
-    return WindowSet(np.zeros((N, 128, 3), np.float32), np.arange(N) % 4, strings, strings, np.array([f"r#{i}" for i in range(N)]), strings)
+    return WindowSet(
+        np.zeros((N, 128, 3), np.float32), np.arange(N) % 4, strings, strings, np.array([f"r#{i}" for i in range(N)]), strings
+    )
 
 
 def host_predictions(scores: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"window": np.arange(len(scores)), "iree_class": scores.argmax(axis=1), **{f"iree_{c}": scores[:, i] for i, c in enumerate(CLASSES)}})
+    return pd.DataFrame(
+        {
+            "window": np.arange(len(scores)),
+            "iree_class": scores.argmax(axis=1),
+            **{f"iree_{c}": scores[:, i] for i, c in enumerate(CLASSES)},
+        }
+    )
 
 
 def device_run(scores: np.ndarray) -> DeviceRun:
@@ -37,8 +45,16 @@ INPUTS = EvaluationInputs(vmfb="v" * 64, elf="e" * 64, windows="w" * 64, host="h
 
 def test_device_equal_to_the_host_passes_parity_and_keeps_kennings_keys():
     scores = np.eye(4)[np.arange(N) % 4] * 0.9 + 0.025
-    measured = assemble(get_target(DEVICE_TARGETS[0]), windows(), host_predictions(scores), device_run(scores),
-                        inputs=INPUTS, simulator={"name": "qemu"}, vmfb_bytes=123, wall_seconds=1.0)
+    measured = assemble(
+        get_target(DEVICE_TARGETS[0]),
+        windows(),
+        host_predictions(scores),
+        device_run(scores),
+        inputs=INPUTS,
+        simulator={"name": "qemu"},
+        vmfb_bytes=123,
+        wall_seconds=1.0,
+    )
     assert parity(measured.summary, atol=1e-5)
     assert measured.summary["accuracy"] == 1.0 and measured.summary["inputs"]["vmfb"] == "v" * 64
     assert measured.measurements["total"] == N and measured.measurements["compiled_model_size"] == 123
@@ -49,8 +65,16 @@ def test_one_flipped_window_fails_parity():
     host = np.eye(4)[np.arange(N) % 4]
     device = host.copy()
     device[2] = np.roll(device[2], 1)
-    measured = assemble(get_target(DEVICE_TARGETS[0]), windows(), host_predictions(host), device_run(device),
-                        inputs=INPUTS, simulator={}, vmfb_bytes=1, wall_seconds=1.0)
+    measured = assemble(
+        get_target(DEVICE_TARGETS[0]),
+        windows(),
+        host_predictions(host),
+        device_run(device),
+        inputs=INPUTS,
+        simulator={},
+        vmfb_bytes=1,
+        wall_seconds=1.0,
+    )
     assert measured.summary["argmax_mismatches_vs_host"] == 1
     assert not parity(measured.summary, atol=10.0)
 
@@ -58,8 +82,16 @@ def test_one_flipped_window_fails_parity():
 def test_a_host_reference_for_other_windows_is_refused():
     scores = np.eye(4)[np.arange(N) % 4]
     with pytest.raises(ValueError, match="host reference has 3 windows"):
-        assemble(get_target(DEVICE_TARGETS[0]), windows(), host_predictions(scores[:3]), device_run(scores),
-                 inputs=INPUTS, simulator={}, vmfb_bytes=1, wall_seconds=1.0)
+        assemble(
+            get_target(DEVICE_TARGETS[0]),
+            windows(),
+            host_predictions(scores[:3]),
+            device_run(scores),
+            inputs=INPUTS,
+            simulator={},
+            vmfb_bytes=1,
+            wall_seconds=1.0,
+        )
 
 
 def entry(path, **files):

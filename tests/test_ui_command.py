@@ -15,7 +15,7 @@ import pytest
 from test_web_ui import REPO, _free_port, _stop
 
 from wand_assets.data.resources import DatasetSource
-from wand_assets.definitions import defs
+from wand_assets.definitions import ASSETS, RESOURCES
 
 pytestmark = pytest.mark.slow
 
@@ -47,12 +47,14 @@ def test_readme_ui_command_shows_what_the_command_line_materialized(tmp_path, mo
     monkeypatch.delenv("WAND_ARTIFACT_ROOT", raising=False)
     # As the CLI does it: the instance at DAGSTER_HOME, the default artifact root.
     result = dg.materialize(
-        [*defs.assets],
+        [*ASSETS],
         selection=["magic_wand_archive"],
         instance=dg.DagsterInstance.get(),
-        resources={**defs.resources, "source": DatasetSource(location=str(dataset_dir))},
+        resources={**RESOURCES, "source": DatasetSource(location=str(dataset_dir))},
     )
-    written = Path(result.asset_materializations_for_node("magic_wand_archive")[0].metadata["path"].value)
+    path = result.asset_materializations_for_node("magic_wand_archive")[0].metadata["path"]
+    assert isinstance(path, dg.PathMetadataValue)
+    written = Path(path.path)
     assert written.is_relative_to(home / "wand-artifacts")
 
     port = _free_port()
@@ -61,7 +63,12 @@ def test_readme_ui_command_shows_what_the_command_line_materialized(tmp_path, mo
     env = dict(os.environ, DAGSTER_HOME=str(home), WAND_UI_PORT=str(port))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            ["bash", "scripts/ui.sh"], cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            ["bash", "scripts/ui.sh"],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:

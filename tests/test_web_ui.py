@@ -5,6 +5,7 @@ The expected assets and lineage edges come from ``wand_assets.definitions.defs``
 the pipeline as assets are added.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -89,23 +91,17 @@ def _webserver_command() -> list[str]:
 
 def _stop(proc: subprocess.Popen) -> None:
     """SIGTERM to the whole process group (webserver + its code server), SIGKILL whatever is left."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # also reaps a code server that outlived the webserver
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
-def webserver(tmp_path_factory) -> Webserver:
+def webserver(tmp_path_factory) -> Iterator[Webserver]:
     root = tmp_path_factory.mktemp("webui")
     home = root / "dagster_home"
     home.mkdir()
@@ -115,7 +111,7 @@ def webserver(tmp_path_factory) -> Webserver:
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, DAGSTER_HOME=str(home))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    command = _webserver_command() + ["-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
+    command = [*_webserver_command(), "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)]
     with open(log, "wb") as log_file:
         proc = subprocess.Popen(
             command,
@@ -209,10 +205,9 @@ def _dismiss_community_dialog(page, webserver) -> None:
 
 
 def _settle(page) -> None:
-    try:
+    # The UI may keep polling, so the network never idles; a screenshot of the drawn page is still what we want.
+    with contextlib.suppress(Exception):
         page.wait_for_load_state("networkidle", timeout=15_000)
-    except Exception:  # the UI may keep polling; a screenshot of the drawn page is still what we want
-        pass
 
 
 def _group_names() -> list[str]:
@@ -232,12 +227,12 @@ def test_asset_graph_shows_every_asset(webserver, lineage, page, tmp_path):
     page.get_by_text("Global asset lineage").first.wait_for()
 
     labels = {key: page.get_by_text(key, exact=True).first for key in lineage}
-    first = labels[sorted(lineage)[0]]
+    first = labels[min(lineage)]
     try:
         first.wait_for(timeout=20_000)
     except PlaywrightTimeout:
         page.keyboard.press("Alt+KeyE")  # fallback: the UI's "Expand all groups" shortcut
-    missing = []
+    missing: list[str] = []
     for key, label in labels.items():
         try:
             label.wait_for(state="visible", timeout=UI_TIMEOUT_MS if not missing else 2_000)
@@ -246,9 +241,7 @@ def test_asset_graph_shows_every_asset(webserver, lineage, page, tmp_path):
     _settle(page)
     screenshot = tmp_path / "asset-graph.png"
     page.screenshot(path=str(screenshot))
-    assert not missing, (
-        f"asset graph at {page.url} does not show {missing}; screenshot: {screenshot}\n{webserver.log_tail()}"
-    )
+    assert not missing, f"asset graph at {page.url} does not show {missing}; screenshot: {screenshot}\n{webserver.log_tail()}"
     assert page.get_by_text("Join the Dagster community").count() == 0, f"dialog still open; screenshot: {screenshot}"
     print(f"asset graph screenshot: {screenshot}")
 
@@ -268,17 +261,17 @@ def test_asset_page_shows_description(webserver, lineage, page, tmp_path):
     key = key or next((k for k, s in sorted(specs.items()) if s.description), None)
     if key is None:
         pytest.skip("no asset has a description")
-    text = _plain_text_of(specs[key].description)
+    description = specs[key].description
+    assert description  # the key was chosen for having one
+    text = _plain_text_of(description)
 
     page.goto(f"{webserver.url}/assets/{key}", wait_until="domcontentloaded")
     _dismiss_community_dialog(page, webserver)
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     shown = page.get_by_text(text).first
-    try:
+    with contextlib.suppress(PlaywrightTimeout):
         shown.wait_for(state="visible")
-    except PlaywrightTimeout:
-        pass
     _settle(page)
     screenshot = tmp_path / f"{key}.png"
     page.screenshot(path=str(screenshot))

@@ -82,7 +82,9 @@ def test_windowset_round_trips_through_npz(tmp_path, real_recordings):
 
 def test_check_split_reports_a_person_in_two_splits():
     x = np.zeros((2, 128, 3), np.float32)
-    leaky = WindowSet(x, np.array([0, 0]), np.array(["train", "test"]), np.array(["hyw", "hyw"]), np.array(["a", "b"]), np.array(["o", "o"]))
+    leaky = WindowSet(
+        x, np.array([0, 0]), np.array(["train", "test"]), np.array(["hyw", "hyw"]), np.array(["a", "b"]), np.array(["o", "o"])
+    )
     problems = check_split(leaky)
     assert any("'hyw' appears in ['test', 'train']" in p for p in problems)
     assert any("no 'ring'" in p for p in problems)

@@ -192,9 +192,9 @@ def _materialize(args, progress: list, where: dict) -> tuple[list[str], int]:
         plan_stages(args.target)  # unknown targets are a usage error, not a failed stage
     except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         return [f"wand: {exc}"], EXIT_USAGE
-    from wand_assets.definitions import defs
+    from wand_assets.definitions import RESOURCES
 
-    root = where["root"] = (resources.get("artifact_store") or defs.resources["artifact_store"]).store().root
+    root = where["root"] = (resources.get("artifact_store") or RESOURCES["artifact_store"]).store().root
     instance = None  # without DAGSTER_HOME: an ephemeral one, nothing kept for the web UI
     if home := os.environ.get("DAGSTER_HOME"):
         Path(home).mkdir(parents=True, exist_ok=True)  # as scripts/materialize.sh does
@@ -212,7 +212,7 @@ def _materialize(args, progress: list, where: dict) -> tuple[list[str], int]:
             instance=instance,
             op_config=op_config,
             resources=resources,
-            log=lambda m: _say(m),
+            log=_say,
             device_stages=has_iree_source,
             progress=progress,
         )
@@ -292,7 +292,9 @@ def _summary(progress: list, failed: Exception | None, root: Path, has_iree_sour
     lines += [f"  {state:<13} {label:<{width}}  {why}".rstrip() for state, label, why in rows]
     skipped = any(state == "skipped" for state, _, _ in rows)
     if skipped and not has_iree_source:
-        lines.append("  (the device stages need the IREE v3.11.0 runtime source: set IREE_SOURCE_DIR, see README.md, 'The device half')")
+        lines.append(
+            "  (the device stages need the IREE v3.11.0 runtime source: set IREE_SOURCE_DIR, see README.md, 'The device half')"
+        )
     if report_html is not None and report_html.is_file():
         lines.append(f"  report        {report_html}")
     else:
@@ -319,10 +321,8 @@ def _ui_command(root: Path) -> str:
         if os.environ.get(name):
             env[name] = os.environ[name]
     dagster = Path(sys.executable).parent / "dagster"
-    try:
+    with contextlib.suppress(ValueError):
         dagster = dagster.relative_to(REPO)
-    except ValueError:
-        pass
     where = "-w workspace.yaml" if (REPO / "workspace.yaml").is_file() else "-m wand_assets.definitions"
     command = " ".join(f"{k}={v}" for k, v in env.items()) + f" {dagster} dev {where} -h {UI_HOST} -p {UI_PORT}"
     if Path.cwd().resolve() != REPO:

@@ -6,7 +6,7 @@ README's main command and the end-to-end test use.
 
 import contextlib
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from wand_assets.automation import COMPILE, DEVICE, HEAD, HOST_REFERENCE, REPORT
 from wand_assets.core.artifacts import remove_stale_temps
 from wand_assets.core.handoff import CHAIN_TAG
 from wand_assets.core.targets import DEVICE_TARGETS
-from wand_assets.definitions import defs
+from wand_assets.definitions import ASSET_CHECKS, ASSETS, RESOURCES
 
 _INTERRUPTS = (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)
 
@@ -64,16 +64,15 @@ def plan_stages(targets: Sequence[str] | None = None, *, device_stages: bool = T
     if unknown:
         raise ValueError(f"unknown device targets {unknown}; known: {', '.join(DEVICE_TARGETS)}")
     stages = [Stage(HEAD), Stage(HOST_REFERENCE)]
-    for t in targets:
-        stages.append(Stage(COMPILE + DEVICE if device_stages else COMPILE, t))
+    stages.extend(Stage(COMPILE + DEVICE if device_stages else COMPILE, t) for t in targets)
     if not device_stages:
         stages += [Stage(DEVICE, t, status="skipped") for t in targets]
     stages.append(Stage(REPORT))
     return stages
 
 
-def _all_assets() -> list:
-    return [*defs.assets, *defs.asset_checks]
+def _all_assets() -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
+    return [*ASSETS, *ASSET_CHECKS]
 
 
 def _short(value) -> str:
@@ -85,15 +84,21 @@ def _record_run(stage: Stage, instance: dg.DagsterInstance, tag: str) -> None:
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"wand/stage_run": tag}), limit=1)
     if not runs:
         return  # interrupted before Dagster created the run
-    kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_START, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    kinds = {
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+    }
     for entry in instance.all_logs(runs[0].run_id, of_type=kinds):
         event = entry.dagster_event
+        if event is None:  # a plain log message; of_type= selects only Dagster events
+            continue
         if event.event_type == dg.DagsterEventType.STEP_START:
             stage.step = event.step_key
         elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            mat = event.event_specific_data.materialization
+            mat = event.materialization
             stage.materialized.append(Materialized(mat.asset_key.to_user_string(), mat.partition, dict(mat.metadata)))
-        elif not (check := event.event_specific_data).passed:
+        elif not (check := event.asset_check_evaluation_data).passed:
             values = ", ".join(f"{k} {_short(getattr(v, 'value', v))}" for k, v in check.metadata.items())
             stage.failed_checks.append((check.check_name, check.asset_key.to_user_string(), values))
 
@@ -102,7 +107,7 @@ def materialize_all(
     *,
     targets: Sequence[str] | None = None,
     instance: dg.DagsterInstance | None = None,
-    op_config: dict[str, dg.Config | dict] | None = None,
+    op_config: Mapping[str, dg.Config | dict] | None = None,
     resources: dict | None = None,
     log: Callable[[str], None] = print,
     device_stages: bool = True,
@@ -120,7 +125,7 @@ def materialize_all(
     stages = plan_stages(targets, device_stages=device_stages)
     if progress is not None:
         progress.extend(stages)
-    merged_resources = {**defs.resources, **(resources or {})}
+    merged_resources = {**RESOURCES, **(resources or {})}
     root = merged_resources["artifact_store"].store().root
     if removed := remove_stale_temps(root):
         log(f"removed {len(removed)} temporary file(s) left by killed runs under {root}")
@@ -183,8 +188,11 @@ def load_run_config(path: str | Path, resources: dict | None = None) -> tuple[di
             configs[name] = config or {}
         return configs
 
-    op_config = {name: {"config": config} for name, config in sections("ops", {key.to_user_string() for a in defs.assets for key in a.keys}).items()}
-    base = {**defs.resources, **(resources or {})}
+    op_config = {
+        name: {"config": config}
+        for name, config in sections("ops", {key.to_user_string() for a in ASSETS for key in a.keys}).items()
+    }
+    base = {**RESOURCES, **(resources or {})}
     built = {
         name: type(base[name])(**{**base[name].model_dump(), **config})  # fields not given keep their values
         for name, config in sections("resources", base).items()

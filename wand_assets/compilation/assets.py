@@ -1,6 +1,5 @@
 """Compilation stage: StableHLO import, per-target .vmfb with Kenning's I/O spec, host parity reference."""
 
-
 import json
 import tempfile
 import time
@@ -80,11 +79,18 @@ def _compile(context: dg.AssetExecutionContext, store, target, model_mlir: Path)
             started = time.monotonic()
             command = iree_tools.compile_vmfb(mlir, target, out / "model.vmfb", log=context.log.info)
             seconds = time.monotonic() - started
-            write_json_atomic(out / "model.vmfb.json", MODEL_IO.to_kenning_json(raw_input_shapes=[[1, 128, 3], list(INPUT_SHAPE)]))
+            write_json_atomic(
+                out / "model.vmfb.json", MODEL_IO.to_kenning_json(raw_input_shapes=[[1, 128, 3], list(INPUT_SHAPE)])
+            )
             write_bytes_atomic(out / "model.iospec.bin", MODEL_IO.pack())
             write_json_atomic(
                 out / "compile.json",
-                {"command": command[1:], "seconds": seconds, "iree_compiler": iree_tools.compiler_version(), "mlir_sha256": mlir_sha},
+                {
+                    "command": command[1:],
+                    "seconds": seconds,
+                    "iree_compiler": iree_tools.compiler_version(),
+                    "mlir_sha256": mlir_sha,
+                },
             )
         entry = stage.entry(fp)
     else:
@@ -111,7 +117,11 @@ def _compile(context: dg.AssetExecutionContext, store, target, model_mlir: Path)
     automation_condition=dg.AutomationCondition.eager(),
     group_name="compilation",
     code_version=COMPILE_CODE_VERSION,
-    check_specs=[dg.AssetCheckSpec("fits_uart_payload", asset="compiled_model", description="The .vmfb fits in one MODEL message (≤ 1,310,718 bytes).")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "fits_uart_payload", asset="compiled_model", description="The .vmfb fits in one MODEL message (≤ 1,310,718 bytes)."
+        )
+    ],
 )
 def compiled_model(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreResource, model_mlir: Path):
     """The `.vmfb` for one device target from the pinned `iree-compile`, plus Kenning's I/O spec (JSON and 160-byte IOSPEC)."""
@@ -143,7 +153,11 @@ def host_model(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreR
     code_version=HOST_EVAL_CODE_VERSION,
 )
 def host_evaluation(
-    context: dg.AssetExecutionContext, host_model: Path, trained_model: Path, gesture_windows: Path, artifact_store: ArtifactStoreResource
+    context: dg.AssetExecutionContext,
+    host_model: Path,
+    trained_model: Path,
+    gesture_windows: Path,
+    artifact_store: ArtifactStoreResource,
 ) -> dg.Output[Path]:
     """The whole test split through the host `.vmfb` with `iree.runtime`, window by window, compared with Keras.
 

@@ -26,8 +26,17 @@ IOSPEC_SIZE = IOSPEC_STRUCT.size
 assert IOSPEC_SIZE == 160
 
 _DTYPE_CODES = {
-    "int8": "i8", "uint8": "u8", "int16": "i16", "uint16": "u16", "int32": "i32", "uint32": "u32",
-    "int64": "i64", "uint64": "u64", "float16": "f16", "float32": "f32", "float64": "f64",
+    "int8": "i8",
+    "uint8": "u8",
+    "int16": "i16",
+    "uint16": "u16",
+    "int32": "i32",
+    "uint32": "u32",
+    "int64": "i64",
+    "uint64": "u64",
+    "float16": "f16",
+    "float32": "f32",
+    "float64": "f64",
 }
 
 
@@ -64,9 +73,7 @@ class ModelIOSpec:
 
     def to_kenning_json(self, raw_input_shapes: list[list[int]] | None = None) -> dict:
         """Kenning's ``<model>.vmfb.json``: ``input`` (as users pass it), ``processed_input``, ``output``."""
-        inputs = [
-            {"name": t.name, "shape": raw_input_shapes or [list(t.shape)], "dtype": t.dtype} for t in self.inputs
-        ]
+        inputs = [{"name": t.name, "shape": raw_input_shapes or [list(t.shape)], "dtype": t.dtype} for t in self.inputs]
         processed = [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in self.inputs]
         outputs = []
         for t in self.outputs:
@@ -74,8 +81,13 @@ class ModelIOSpec:
             if self.class_names:
                 entry["class_names"] = list(self.class_names)
             outputs.append(entry)
-        return {"input": inputs, "processed_input": processed, "output": outputs,
-                "entry_func": self.entry_func, "model_name": self.model_name}
+        return {
+            "input": inputs,
+            "processed_input": processed,
+            "output": outputs,
+            "entry_func": self.entry_func,
+            "model_name": self.model_name,
+        }
 
     def pack(self) -> bytes:
         """The 160-byte IOSPEC payload the firmware expects before MODEL."""
@@ -86,7 +98,12 @@ class ModelIOSpec:
         dtype = self.inputs[0].dtype  # Kenning applies the first input's dtype to everything
         if dtype not in _DTYPE_CODES:
             raise IOSpecError(f"dtype {dtype!r} has no IOSPEC code; supported: {', '.join(_DTYPE_CODES)}")
-        num_dims, shapes, lengths, sizes = [0] * MAX_INPUTS, [0] * (MAX_INPUTS * MAX_INPUT_DIMS), [0] * MAX_INPUTS, [0] * MAX_INPUTS
+        num_dims, shapes, lengths, sizes = (
+            [0] * MAX_INPUTS,
+            [0] * (MAX_INPUTS * MAX_INPUT_DIMS),
+            [0] * MAX_INPUTS,
+            [0] * MAX_INPUTS,
+        )
         for i, t in enumerate(self.inputs):
             if not 1 <= len(t.shape) <= MAX_INPUT_DIMS:
                 raise IOSpecError(f"input {t.name!r} has {len(t.shape)} dims; the protocol allows 1..{MAX_INPUT_DIMS}")
@@ -97,9 +114,17 @@ class ModelIOSpec:
         for i, t in enumerate(self.outputs):
             out_lengths[i] = t.length
         return IOSPEC_STRUCT.pack(
-            len(self.inputs), *num_dims, *shapes, *lengths, *sizes, len(self.outputs), *out_lengths,
-            np.dtype(self.outputs[0].dtype).itemsize, _DTYPE_CODES[dtype].encode(),
-            _name_field(self.entry_func), _name_field(self.model_name),
+            len(self.inputs),
+            *num_dims,
+            *shapes,
+            *lengths,
+            *sizes,
+            len(self.outputs),
+            *out_lengths,
+            np.dtype(self.outputs[0].dtype).itemsize,
+            _DTYPE_CODES[dtype].encode(),
+            _name_field(self.entry_func),
+            _name_field(self.model_name),
         )
 
     @property

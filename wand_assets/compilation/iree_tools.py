@@ -10,8 +10,8 @@ import importlib.metadata
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from wand_assets.core.procs import run_tool
 from wand_assets.core.targets import Target

@@ -26,9 +26,10 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 _CHUNK = 1 << 20
 
@@ -206,9 +207,7 @@ def is_stale_temp(
     return False
 
 
-def remove_stale_temps(
-    root: str | os.PathLike, *, max_age_s: float = STALE_TEMP_AGE_S, include_own: bool = False
-) -> list[Path]:
+def remove_stale_temps(root: str | os.PathLike, *, max_age_s: float = STALE_TEMP_AGE_S, include_own: bool = False) -> list[Path]:
     """Remove the temporaries of killed writers anywhere under ``root``; return what was removed.
 
     Safe while other runs write into the same root: a temp whose writer is alive is never touched

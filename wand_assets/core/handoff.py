@@ -88,7 +88,10 @@ class ArtifactHandoff(dg.ConfigurableIOManager):
         found = {p: r for p in context.asset_partition_keys if (r := upstream_record(context.instance, run_id, key, p))}
         entries = {p: _entry_of(r) for p, r in found.items()}
         # (Dagster keeps input metadata per partition only; a many-partition read goes to the log.)
-        context.log.info(f"{key.to_user_string()}: " + ("; ".join(f"{p}: {e} (run {found[p].run_id})" for p, e in entries.items()) or "none yet"))
+        context.log.info(
+            f"{key.to_user_string()}: "
+            + ("; ".join(f"{p}: {e} (run {found[p].run_id})" for p, e in entries.items()) or "none yet")
+        )
         return entries
 
     @staticmethod

@@ -1,6 +1,5 @@
 """Small helpers shared by the asset modules: the device partitions, entry outputs, file metadata, tables."""
 
-
 import warnings
 from pathlib import Path
 
@@ -38,6 +37,4 @@ def table(rows: list[dict]) -> dg.MetadataValue:
         return dg.MetadataValue.md("_(empty)_")
     kinds = {bool: "bool", int: "int", float: "float"}
     columns = [dg.TableColumn(k, kinds.get(type(v), "string")) for k, v in rows[0].items()]
-    return dg.MetadataValue.table(
-        records=[dg.TableRecord(r) for r in rows], schema=dg.TableSchema(columns=columns)
-    )
+    return dg.MetadataValue.table(records=[dg.TableRecord(r) for r in rows], schema=dg.TableSchema(columns=columns))

@@ -74,7 +74,7 @@ def window_examples_png(examples: dict[str, np.ndarray]) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(examples), figsize=(3.0 * len(examples), 2.6), dpi=90, sharey=True)
-    for ax, (name, window) in zip(np.atleast_1d(axes), examples.items()):
+    for ax, (name, window) in zip(np.atleast_1d(axes), examples.items(), strict=True):
         for c, axis in enumerate("xyz"):
             ax.plot(window[:, c], label=axis, linewidth=1)
         ax.set_title(name)

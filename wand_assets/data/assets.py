@@ -1,10 +1,10 @@
 """Dataset stage: the verified raw recordings and the windowed person split."""
 
-
 import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -52,7 +52,7 @@ def magic_wand_archive(
             log=context.log.info,
         )
         recs, _ = recordings.parse_tree(acquired.raw_dir)
-        manifest = {
+        manifest: dict[str, Any] = {
             "files": acquired.files,
             "recordings_per_class": recordings.recordings_per_class(recs),
             "dataset_sha256": dataset_hash(acquired.files),
@@ -60,10 +60,7 @@ def magic_wand_archive(
         write_json_atomic(made.folder / "manifest.json", manifest)
     assert made.entry is not None
     files_per_class = {c: sum(1 for k in acquired.files if k.startswith(c + "/")) for c in dataset.CLASSES}
-    rows = [
-        {"class": c, "files": files_per_class[c], "recordings": manifest["recordings_per_class"][c]}
-        for c in dataset.CLASSES
-    ]
+    rows = [{"class": c, "files": files_per_class[c], "recordings": manifest["recordings_per_class"][c]} for c in dataset.CLASSES]
     context.log.info(f"{len(acquired.files)} files, recordings per class {manifest['recordings_per_class']}")
     return entry_output(
         made.entry,
@@ -154,13 +151,9 @@ def gesture_windows(
         context.log.info(f"windows for these inputs already exist ({fp}); nothing to do")
     summary = json.loads((entry / "summary.json").read_text())
     windowset = windows.WindowSet.load(entry / "windows.npz")
-    rows = [
-        {"split": s, **summary["counts"][s], "total": sum(summary["counts"][s].values())} for s in windows.SPLITS
-    ]
+    rows = [{"split": s, **summary["counts"][s], "total": sum(summary["counts"][s].values())} for s in windows.SPLITS]
     test = windowset.select("test")
-    examples = {
-        cls: test.x[np.flatnonzero(test.y == i)[0]] for i, cls in enumerate(dataset.CLASSES) if (test.y == i).any()
-    }
+    examples = {cls: test.x[np.flatnonzero(test.y == i)[0]] for i, cls in enumerate(dataset.CLASSES) if (test.y == i).any()}
     groups_md = "\n".join(f"- **{s}**: {', '.join(g)}" for s, g in summary["groups"].items())
     npz = entry / "windows.npz"
     sha = sha256_file(npz)

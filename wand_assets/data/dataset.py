@@ -14,9 +14,9 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from wand_assets.core.artifacts import sha256_file
 from wand_assets.data.official_manifest import OFFICIAL_FILE_SHA256

@@ -46,7 +46,7 @@ def person_of(gesture: str, filename: str) -> str:
     """``output_ring_hyw.txt`` → ``hyw``; unattributed negatives keep their file tag (``negative_3``)."""
     stem = Path(filename).stem
     prefix = f"output_{gesture}_"
-    tag = stem[len(prefix):] if stem.startswith(prefix) else stem
+    tag = stem.removeprefix(prefix)
     if gesture == "negative":
         return tag if not tag[:1].isdigit() and not tag.startswith("ccw") else f"negative_{tag}"
     return tag
@@ -75,7 +75,8 @@ def parse_file(raw: bytes, gesture: str, rel_path: str, report: ParseReport) -> 
     report.files += 1
     for line in clean_lines(raw):
         if match := _SAMPLE.match(line):
-            current.append(tuple(float(v) for v in match.groups()))
+            x, y, z = match.groups()
+            current.append((float(x), float(y), float(z)))
             report.data_lines += 1
         elif _SEPARATOR.match(line):
             close()

@@ -121,7 +121,7 @@ def augment(seq: Sequence, config: WindowingConfig, rng: np.random.Generator) ->
 def time_warp(data: np.ndarray, ratio: float) -> np.ndarray:
     """Linear resampling to ``round(len * ratio)`` samples (at least 2)."""
     n = len(data)
-    m = max(2, int(round(n * ratio)))
+    m = max(2, round(n * ratio))
     src = np.linspace(0.0, n - 1, m)
     return np.stack([np.interp(src, np.arange(n), data[:, c]) for c in range(data.shape[1])], axis=1)
 
@@ -153,11 +153,11 @@ class WindowSet:
     recording: np.ndarray  # (n,) str source_file#index
     variant: np.ndarray  # (n,) str augmentation variant + padding side
 
-    def select(self, split: str) -> "WindowSet":
+    def select(self, split: str) -> WindowSet:
         mask = self.split == split
         return WindowSet(*(getattr(self, f)[mask] for f in ("x", "y", "split", "group", "recording", "variant")))
 
-    def head(self, count: int) -> "WindowSet":
+    def head(self, count: int) -> WindowSet:
         """The first ``count`` windows."""
         return WindowSet(*(getattr(self, f)[:count] for f in ("x", "y", "split", "group", "recording", "variant")))
 
@@ -171,13 +171,13 @@ class WindowSet:
             )
 
     @classmethod
-    def load(cls, path: Path) -> "WindowSet":
+    def load(cls, path: Path) -> WindowSet:
         with np.load(path, allow_pickle=False) as data:
             return cls(*(data[f] for f in ("x", "y", "split", "group", "recording", "variant")))
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Windows per split per class."""
-        table = Counter(zip(self.split.tolist(), self.y.tolist()))
+        table = Counter(zip(self.split.tolist(), self.y.tolist(), strict=True))
         return {s: {c: table.get((s, i), 0) for i, c in enumerate(CLASSES)} for s in SPLITS}
 
 
@@ -212,7 +212,7 @@ def check_split(windows: WindowSet) -> list[str]:
             if n == 0:
                 problems.append(f"split '{split}' has no '{cls}' windows")
     splits_of_group: dict[str, set[str]] = {}
-    for g, s in zip(windows.group.tolist(), windows.split.tolist()):
+    for g, s in zip(windows.group.tolist(), windows.split.tolist(), strict=True):
         splits_of_group.setdefault(g, set()).add(s)
     for g, splits in sorted(splits_of_group.items()):
         if len(splits) > 1:

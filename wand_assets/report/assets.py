@@ -41,8 +41,14 @@ def evaluation_report(
     self-contained `report.html` (plots embedded); the Markdown is shown here.
     """
     inputs = ReportInputs(
-        archive=magic_wand_archive, windows=gesture_windows, model=trained_model, host_model=host_model,
-        host=host_evaluation, compiled=compiled_model, firmware=firmware, devices=device_evaluation,
+        archive=magic_wand_archive,
+        windows=gesture_windows,
+        model=trained_model,
+        host_model=host_model,
+        host=host_evaluation,
+        compiled=compiled_model,
+        firmware=firmware,
+        devices=device_evaluation,
     )
     report, summary = build_report(inputs)
     markdown = report.markdown()
@@ -55,9 +61,7 @@ def evaluation_report(
     entry = stage.entry(fp)
     html_path = entry / "report.html"
     status = summary["device_results"]
-    context.log.info(
-        f"report at {html_path}; device results: " + ", ".join(f"{r['target']} {r['status']}" for r in status)
-    )
+    context.log.info(f"report at {html_path}; device results: " + ", ".join(f"{r['target']} {r['status']}" for r in status))
     sha = sha256_file(html_path)
     return entry_output(
         entry,

@@ -55,7 +55,8 @@ def device_status(inputs: ReportInputs) -> list[dict]:
             row["measured_vmfb_sha256"], row["measured_firmware_sha256"] = measured["vmfb"], measured["elf"]
             vmfb, elf = inputs.compiled.get(t), inputs.firmware.get(t)
             is_current = (
-                vmfb is not None and elf is not None
+                vmfb is not None
+                and elf is not None
                 and measured["vmfb"] == sha256_file(vmfb / "model.vmfb")
                 and measured["elf"] == sha256_file(elf / ELF_NAME)
             )
@@ -81,9 +82,14 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
     summary: dict = {"host_accuracy": host["metrics"]["accuracy"], "targets": {}, "device_results": status}
 
     report.add(Heading("Device results"))
-    report.add(Table(["target", "status", "measured .vmfb sha256", "measured firmware sha256"],
-                     [[r["target"], r["status"], r["measured_vmfb_sha256"][:16], r["measured_firmware_sha256"][:16]] for r in status],
-                     "current: measured the current compiled model and firmware; stale: older ones (left out below); missing: never evaluated"))
+    report.add(
+        Table(
+            ["target", "status", "measured .vmfb sha256", "measured firmware sha256"],
+            [[r["target"], r["status"], r["measured_vmfb_sha256"][:16], r["measured_firmware_sha256"][:16]] for r in status],
+            "current: measured the current compiled model and firmware; stale: older ones (left out below); "
+            "missing: never evaluated",
+        )
+    )
 
     # Performance ------------------------------------------------------------------------------
     report.add(Heading("Performance"))
@@ -92,25 +98,44 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
         for t, frame in results.items():
             ms = frame["simulated_seconds"].to_numpy() * 1e3
             rows.append([t, ms[0], ms.mean(), float(np.median(ms)), ms.std(), device[t]["simulator"].get("name", "")])
-        report.add(Table(["target", "first (ms)", "mean (ms)", "median (ms)", "std (ms)", "simulator"], rows,
-                         "Simulated inference time per window (device timer around iree_vm_invoke)"))
+        report.add(
+            Table(
+                ["target", "first (ms)", "mean (ms)", "median (ms)", "std (ms)", "simulator"],
+                rows,
+                "Simulated inference time per window (device timer around iree_vm_invoke)",
+            )
+        )
     else:
         report.add(Paragraph("No current device evaluation: materialize firmware and device_evaluation (needs IREE_SOURCE_DIR)."))
     report.add(Paragraph(f"Host IREE (x86-64, local-sync): {1000 * host['seconds'] / host['windows']:.3f} ms wall per window."))
 
     # Classification ---------------------------------------------------------------------------
     report.add(Heading("Classification"))
-    sources = {"Keras": training["test"], "host IREE": host["metrics"], **{f"device {t}": s["metrics"] for t, s in device.items()}}
-    report.add(Table(["model run", "accuracy", "G-mean", "windows"],
-                     [[name, m["accuracy"], m["g_mean"], int(np.sum(m["confusion_matrix"]))] for name, m in sources.items()],
-                     "Test split (persons never seen in training)"))
+    sources = {
+        "Keras": training["test"],
+        "host IREE": host["metrics"],
+        **{f"device {t}": s["metrics"] for t, s in device.items()},
+    }
+    report.add(
+        Table(
+            ["model run", "accuracy", "G-mean", "windows"],
+            [[name, m["accuracy"], m["g_mean"], int(np.sum(m["confusion_matrix"]))] for name, m in sources.items()],
+            "Test split (persons never seen in training)",
+        )
+    )
     main_name, main = next(reversed(sources.items()))
-    report.add(Table(["class", "support", "precision", "recall", "F1"],
-                     [[r["class"], r["support"], r["precision"], r["recall"], r["f1"]] for r in main["per_class"]],
-                     f"Per class ({main_name})"))
+    report.add(
+        Table(
+            ["class", "support", "precision", "recall", "F1"],
+            [[r["class"], r["support"], r["precision"], r["recall"], r["f1"]] for r in main["per_class"]],
+            f"Per class ({main_name})",
+        )
+    )
     for name, m in sources.items():
-        if name in ("Keras",) or name.startswith("host") or name == main_name:
-            report.add(Figure(plots.confusion_matrix_png(np.asarray(m["confusion_matrix"]), CLASSES, name), f"confusion matrix, {name}"))
+        if name == "Keras" or name.startswith("host") or name == main_name:
+            report.add(
+                Figure(plots.confusion_matrix_png(np.asarray(m["confusion_matrix"]), CLASSES, name), f"confusion matrix, {name}")
+            )
 
     # Device statistics ------------------------------------------------------------------------
     report.add(Heading("Device statistics"))
@@ -120,24 +145,53 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
             fw = _json(inputs.firmware[t] / "build.json")
             vmfb = inputs.compiled[t] / "model.vmfb"
             st = s["final_stats"]
-            rows.append([t, s["instructions_per_inference_median"], s["instructions_per_inference_mean"], fw["text_bytes"],
-                         vmfb.stat().st_size, st.get("heap_bytes_peak", 0), st.get("device_bytes_peak", 0), st.get("stack_bytes_peak", 0)])
+            rows.append(
+                [
+                    t,
+                    s["instructions_per_inference_median"],
+                    s["instructions_per_inference_mean"],
+                    fw["text_bytes"],
+                    vmfb.stat().st_size,
+                    st.get("heap_bytes_peak", 0),
+                    st.get("device_bytes_peak", 0),
+                    st.get("stack_bytes_peak", 0),
+                ]
+            )
             summary["targets"][t] = {
                 "accuracy": s["accuracy"],
                 "instructions_per_inference_median": s["instructions_per_inference_median"],
                 "simulated_ms_mean": s["simulated_ms_mean"],
             }
-        report.add(Table(["target", "instructions/inference (median)", "(mean)", "firmware .text (B)", ".vmfb (B)",
-                          "heap peak (B)", "IREE device peak (B)", "stack peak (B)"], rows))
+        report.add(
+            Table(
+                [
+                    "target",
+                    "instructions/inference (median)",
+                    "(mean)",
+                    "firmware .text (B)",
+                    ".vmfb (B)",
+                    "heap peak (B)",
+                    "IREE device peak (B)",
+                    "stack peak (B)",
+                ],
+                rows,
+            )
+        )
         medians = {t: s["instructions_per_inference_median"] for t, s in device.items()}
         scalar = [t for t in medians if not TARGETS[t].has_vector]
         vector = [t for t in medians if TARGETS[t].has_vector]
         if scalar and vector:
             speedup = medians[scalar[0]] / medians[vector[0]]
             summary["vector_speedup"] = speedup
-            report.add(Paragraph(f"RVV speed-up: {scalar[0]} → {vector[0]} needs {speedup:.2f}× fewer instructions per inference."))
-        report.add(Figure(plots.bar_png(list(medians), list(medians.values()), "instructions per inference", "instructions"),
-                          "instructions per inference by target"))
+            report.add(
+                Paragraph(f"RVV speed-up: {scalar[0]} → {vector[0]} needs {speedup:.2f}× fewer instructions per inference.")
+            )
+        report.add(
+            Figure(
+                plots.bar_png(list(medians), list(medians.values()), "instructions per inference", "instructions"),
+                "instructions per inference by target",
+            )
+        )
         for t, d in devices.items():
             renode = d / "renode_stats.json"
             if renode.is_file():
@@ -152,13 +206,21 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
         ["dataset", manifest["dataset_sha256"], f"{len(manifest['files'])} files (SHA-256 over their paths and SHA-256s)"],
         ["windows", sha256_file(inputs.windows / "windows.npz"), "windows.npz"],
         ["model", sha256_file(inputs.model / "model.keras"), f"{training['parameters']} parameters"],
-        ["vmfb host", sha256_file(inputs.host_model / "model.vmfb"), f"iree-compile {_json(inputs.host_model / 'compile.json')['iree_compiler']}"],
+        [
+            "vmfb host",
+            sha256_file(inputs.host_model / "model.vmfb"),
+            f"iree-compile {_json(inputs.host_model / 'compile.json')['iree_compiler']}",
+        ],
     ]
     for t, s in device.items():
         fw = _json(inputs.firmware[t] / "build.json")
         info = _json(inputs.compiled[t] / "compile.json")
         rows.append([f"vmfb {t} (as measured)", s["inputs"]["vmfb"], f"iree-compile {info['iree_compiler']}"])
-        rows.append([f"firmware {t} (as measured)", s["inputs"]["elf"], f"gcc {fw['gcc_version']}, picolibc {fw['picolibc_version']}, IREE {fw['iree_source_version']} {fw['iree_source_commit'] or ''}".strip()])
+        made_with = (
+            f"gcc {fw['gcc_version']}, picolibc {fw['picolibc_version']}, "
+            f"IREE {fw['iree_source_version']} {fw['iree_source_commit'] or ''}"
+        )
+        rows.append([f"firmware {t} (as measured)", s["inputs"]["elf"], made_with.strip()])
         rows.append([f"simulator {t}", "", f"{s['simulator'].get('name')} — {s['simulator'].get('version')}"])
     report.add(Table(["artifact", "sha256", "made with"], rows))
     return report, summary
@@ -167,15 +229,19 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
 def _renode_section(report: Report, target: str, stats: dict) -> None:
     """Renode-only statistics (Kenning's renode_stats), when the evaluation ran in Renode."""
     report.add(Heading(f"Renode statistics — {target}", 3))
-    report.add(Paragraph(
-        f"Whole evaluation loop (Kenning's definition): {stats['instructions_per_inference_pass']:,.0f} instructions "
-        f"per inference pass, vector share {100 * stats['vector_opcodes_fraction']:.2f} %."
-    ))
+    report.add(
+        Paragraph(
+            f"Whole evaluation loop (Kenning's definition): {stats['instructions_per_inference_pass']:,.0f} instructions "
+            f"per inference pass, vector share {100 * stats['vector_opcodes_fraction']:.2f} %."
+        )
+    )
     if process := stats.get("inference"):
-        report.add(Paragraph(
-            f"Within PROCESS requests only: {process['instructions_per_inference_pass']:,.0f} instructions per pass, "
-            f"vector share {100 * process['vector_opcodes_fraction']:.2f} %."
-        ))
+        report.add(
+            Paragraph(
+                f"Within PROCESS requests only: {process['instructions_per_inference_pass']:,.0f} instructions per pass, "
+                f"vector share {100 * process['vector_opcodes_fraction']:.2f} %."
+            )
+        )
     top = sorted(stats["top_10_opcodes_per_inference_pass"].items(), key=lambda kv: -kv[1])
     report.add(Table(["opcode", "per inference pass"], [[k, float(v)] for k, v in top], "Top 10 opcodes"))
     for name, png in renode_stats.renode_plots(stats).items():

@@ -40,7 +40,7 @@ class Report:
     title: str
     blocks: list = field(default_factory=list)
 
-    def add(self, *blocks) -> "Report":
+    def add(self, *blocks) -> Report:
         self.blocks.extend(blocks)
         return self
 
@@ -54,7 +54,7 @@ class Report:
     def html(self) -> str:
         body = "\n".join(_html(b) for b in self.blocks)
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f"<title>{html.escape(self.title)}</title><style>{_CSS}</style></head>"
             f"<body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n"
         )

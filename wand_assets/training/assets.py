@@ -1,6 +1,5 @@
 """Training stage: the 4,300-parameter Magic Wand CNN, with its test metrics and a blocking accuracy gate."""
 
-
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -60,6 +59,7 @@ def trained_model(
         with stage.produce(fp) as out:
             result = wand_model.train(windowset, training, out / "model.keras", log=context.log.info)
             test = windowset.select("test")
+            assert result.test_probabilities is not None  # train() always predicts the test split
             metrics = classification_metrics(test.y, result.test_probabilities.argmax(axis=1), CLASSES)
             np.save(out / "test_probabilities.npy", result.test_probabilities)
             write_json_atomic(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -19,7 +19,6 @@ OUTPUT_NAME = "out_layer"
 INPUT_SHAPE = (1, WINDOW, CHANNELS, 1)  # what the device receives: one window, NHWC
 EXPECTED_PARAMETERS = 4300
 MILLI_G_TO_G = 1.0 / 1000.0
-
 
 
 # What early stopping may watch, and when a new value beats the best so far.

@@ -26,15 +26,23 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the clone (and its log) afterwards")
     args = parser.parse_args()
     clone = REPO.parent / f"wand-suite-bench-{os.getpid()}"
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True, timeout=300)
     log = clone / "ci-run.log"
     started_at, started = datetime.now(), time.monotonic()
     try:
         with open(log, "w") as out:
             code = subprocess.run(
-                ["bash", ".ci/run"], cwd=clone, env={**os.environ, "CI": "true"}, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=subprocess.STDOUT, timeout=CI_TIMEOUT_S, check=False,
+                ["bash", ".ci/run"],
+                cwd=clone,
+                env={**os.environ, "CI": "true"},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=CI_TIMEOUT_S,
+                check=False,
             ).returncode
         total = time.monotonic() - started
         text = log.read_text(errors="replace")

@@ -70,7 +70,13 @@ def test_the_run_ends_on_a_summary_with_the_report_and_the_ui_command(tmp_path, 
         if (m := re.match(r"  (materialized|skipped|FAILED|not run)\s+(\S+(?: \[\S+\])?)\s*(.*)$", line))
     }
     expected = [
-        "magic_wand_archive", "gesture_windows", "trained_model", "model_mlir", "host_model", "host_evaluation", "evaluation_report",
+        "magic_wand_archive",
+        "gesture_windows",
+        "trained_model",
+        "model_mlir",
+        "host_model",
+        "host_evaluation",
+        "evaluation_report",
     ]
     expected += [f"compiled_model [{t}]" for t in DEVICE_TARGETS]
     for name in expected:

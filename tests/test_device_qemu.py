@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,7 +51,9 @@ def protocol_firmware(tmp_path_factory):
     """TEST-ONLY firmware: real framing, validation and state machine, fake runtime (no inference)."""
     out = tmp_path_factory.mktemp("fw")
     return {
-        t.name: build_firmware(t, None, out / f"build-{t.name}", out / f"{t.name}.elf", protocol_only=True, log=lambda _: None).path
+        t.name: build_firmware(
+            t, None, out / f"build-{t.name}", out / f"{t.name}.elf", protocol_only=True, log=lambda _: None
+        ).path
         for t in map(get_target, DEVICE_TARGETS)
     }
 
@@ -100,8 +103,13 @@ def test_valid_sequence_reaches_the_fake_runtime(device):
     assert client.read_output() == struct.pack("<I", fnv1a(window)) * 4
     stats = client.read_stats()
     assert list(stats)[:7] == [
-        "host_bytes_peak", "host_bytes_allocated", "host_bytes_freed",
-        "device_bytes_peak", "device_bytes_allocated", "device_bytes_freed", "inference_instructions",
+        "host_bytes_peak",
+        "host_bytes_allocated",
+        "host_bytes_freed",
+        "device_bytes_peak",
+        "device_bytes_allocated",
+        "device_bytes_freed",
+        "inference_instructions",
     ]
     assert stats["inference_count"] == 1
 
@@ -125,7 +133,7 @@ def test_output_before_process_is_refused_after_a_model_is_loaded(device):
     client = DeviceClient(device.port)
     load_fake_model(client)
     client.send_input(bytes(1536))
-    with pytest.raises(RequestFailed, match="OUTPUT .* failed in state 'input loaded'"):
+    with pytest.raises(RequestFailed, match=r"OUTPUT .* failed in state 'input loaded'"):
         client.read_output()
 
 
@@ -187,7 +195,7 @@ def qemu_processes_using(folder) -> list[int]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
         if qemu.QEMU_BINARY in cmdline and str(folder) in cmdline:
@@ -198,9 +206,11 @@ def qemu_processes_using(folder) -> list[int]:
 def test_trap_is_reported_and_qemu_is_gone(protocol_firmware, tmp_path):
     # Deliberate mismatch, bypassing the registry: vector firmware on a CPU without V traps at boot.
     no_vector_cpu = dataclasses.replace(VECTOR, vlen=0, elen=0)
-    with pytest.raises(qemu.SimulatorError, match="exit status 3") as err:
-        with qemu.start_qemu(protocol_firmware[VECTOR.name], no_vector_cpu, tmp_path):
-            pass
+    with (
+        pytest.raises(qemu.SimulatorError, match="exit status 3") as err,
+        qemu.start_qemu(protocol_firmware[VECTOR.name], no_vector_cpu, tmp_path),
+    ):
+        pass
     assert "TRAP mcause=" in str(err.value)
     assert qemu_processes_using(tmp_path) == []
 
@@ -210,22 +220,37 @@ def test_firmware_that_never_gets_ready_is_killed_at_the_boot_timeout(tmp_path):
     spin.write_text(".globl _start\n_start:\n  j _start\n")
     elf = tmp_path / "spin.elf"
     subprocess.run(
-        ["riscv64-unknown-elf-gcc", "-march=rv32i", "-mabi=ilp32", "-nostdlib", "-Wl,-Ttext=0x80000000", str(spin), "-o", str(elf)],
-        check=True, timeout=60,
+        [
+            "riscv64-unknown-elf-gcc",
+            "-march=rv32i",
+            "-mabi=ilp32",
+            "-nostdlib",
+            "-Wl,-Ttext=0x80000000",
+            str(spin),
+            "-o",
+            str(elf),
+        ],
+        check=True,
+        timeout=60,
     )
     sessions = []
-    with pytest.raises(qemu.SimulatorError, match="did not log 'Runtime started' within 3 s"):
-        with qemu.start_qemu(elf, SCALAR, tmp_path, boot_timeout_s=3) as session:
-            sessions.append(session)
+    with (
+        pytest.raises(qemu.SimulatorError, match="did not log 'Runtime started' within 3 s"),
+        qemu.start_qemu(elf, SCALAR, tmp_path, boot_timeout_s=3) as session,
+    ):
+        sessions.append(session)
     assert not sessions
     assert qemu_processes_using(tmp_path) == []
 
 
 def test_exception_inside_a_session_still_kills_qemu(protocol_firmware, tmp_path):
-    with pytest.raises(RuntimeError, match="evaluation blew up"):
-        with qemu.start_qemu(protocol_firmware[SCALAR.name], SCALAR, tmp_path) as session:
-            pid = session.process.pid
-            raise RuntimeError("evaluation blew up")
+    # Raising inside the session is the point: the session must end QEMU on the way out.
+    with (  # noqa: PT012
+        pytest.raises(RuntimeError, match="evaluation blew up"),
+        qemu.start_qemu(protocol_firmware[SCALAR.name], SCALAR, tmp_path) as session,
+    ):
+        pid = session.process.pid
+        raise RuntimeError("evaluation blew up")
     assert session.exit_status() is not None
     assert not qemu_alive(pid)
 
@@ -264,11 +289,11 @@ def test_uart_listens_on_loopback_only(device):
     assert listening_sockets(device.process.pid) == {("127.0.0.1", port)}
 
 
-
 def test_concurrent_sessions_get_their_own_ports_and_logs(protocol_firmware, tmp_path):
-    with qemu.start_qemu(protocol_firmware[SCALAR.name], SCALAR, tmp_path / "a") as a, qemu.start_qemu(
-        protocol_firmware[VECTOR.name], VECTOR, tmp_path / "b"
-    ) as b:
+    with (
+        qemu.start_qemu(protocol_firmware[SCALAR.name], SCALAR, tmp_path / "a") as a,
+        qemu.start_qemu(protocol_firmware[VECTOR.name], VECTOR, tmp_path / "b") as b,
+    ):
         assert a.uart_address != b.uart_address and a.log_path != b.log_path
         for session in (a, b):
             DeviceClient(session.port).load_iospec(MODEL_IO.pack())

@@ -37,8 +37,13 @@ def test_board_cpu_comes_from_the_target_registry(target):
 
 def test_board_memory_map_comes_from_the_target_registry():
     board = dataclasses.replace(
-        QEMU_VIRT, ram_base=0x9000_0000, ram_size=32 << 20, clint_base=0x0300_0000, mtime_hz=1_000_000,
-        uart0_base=0x1100_0000, log_uart_base=0x1100_1000,
+        QEMU_VIRT,
+        ram_base=0x9000_0000,
+        ram_size=32 << 20,
+        clint_base=0x0300_0000,
+        mtime_hz=1_000_000,
+        uart0_base=0x1100_0000,
+        log_uart_base=0x1100_1000,
     )
     repl = render_board(dataclasses.replace(get_target("rv32imf"), board=board))
     assert "clint: IRQControllers.CoreLevelInterruptor @ sysbus 0x3000000\n    frequency: 1000000\n" in repl
@@ -53,7 +58,7 @@ def test_host_target_has_no_renode_board():
 
 
 @pytest.mark.parametrize(
-    "file_name, variable",
+    ("file_name", "variable"),
     [
         ("springbok.repl", "springbok_repl"),
         ("SpringbokRiscV32.cs", "springbokriscv32_cs"),
@@ -123,7 +128,7 @@ def test_wand_board_commands_connect_both_uarts_to_ptys(tmp_path):
 def test_missing_dependency_is_named(tmp_path):
     setup = RenodeSetup(resc=str(tmp_path / "x.resc"), dependencies=(str(tmp_path / "gone.repl"),))
     (tmp_path / "x.resc").write_text("")
-    with pytest.raises(SimulatorError, match="gone.repl"):
+    with pytest.raises(SimulatorError, match=r"gone\.repl"):
         make_plan(tmp_path / "fw.elf", None, tmp_path / "w", setup)
 
 

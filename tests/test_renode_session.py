@@ -7,6 +7,7 @@ riscv64-unknown-elf toolchain.
 """
 
 import shutil
+from pathlib import Path
 
 import pytest
 from process_checks import is_running, kill_quietly, read_line, start_python, wait_until_gone
@@ -67,7 +68,7 @@ def test_session_statistics_come_from_the_marks_and_the_profiler_dump(finished_s
 
 
 def test_real_dump_cut_inside_its_last_entry_fails_naming_file_and_offset(finished_session, tmp_path):
-    whole = open(finished_session.plan.profiler_dump, "rb").read()
+    whole = Path(finished_session.plan.profiler_dump).read_bytes()
     cut = tmp_path / "profiler.dump"
     cut.write_bytes(whole[:-1])
     with pytest.raises(renode_stats.ProfilerDumpTruncated, match=rf"{cut} is cut off") as e:

@@ -34,9 +34,28 @@ GIT_ISOLATION = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 def _git(*args: str, cwd: Path) -> str:
     env = {**os.environ, **GIT_ISOLATION}
     done = subprocess.run(
-        ["git", "-c", "user.name=wand test", "-c", "user.email=test@wand.invalid", "-c", "init.defaultBranch=main",
-         "-c", "protocol.file.allow=always", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=True,
+        [
+            "git",
+            "-c",
+            "user.name=wand test",
+            "-c",
+            "user.email=test@wand.invalid",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "protocol.file.allow=always",
+            "-c",
+            "commit.gpgsign=false",
+            "-c",
+            "tag.gpgsign=false",
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return done.stdout.strip()
 
@@ -80,16 +99,21 @@ def upstream(tmp_path) -> dict:
 def _run(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess:
     """The fetch script with a clean environment: nothing of the caller's IREE/Renode/WAND settings."""
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("WAND_", "PYRENODE_", "GIT_", "XDG_")) and k != "IREE_SOURCE_DIR"
+        k: v for k, v in os.environ.items() if not k.startswith(("WAND_", "PYRENODE_", "GIT_", "XDG_")) and k != "IREE_SOURCE_DIR"
     }
     env.update(GIT_ISOLATION)
     env.update(HOME=str(tmp_path / "home"), WAND_CACHE_DIR=str(tmp_path / "cache"), WAND_ENV_FILE=str(tmp_path / "env.sh"))
     env.update(variables)
     (tmp_path / "home").mkdir(exist_ok=True)
     return subprocess.run(
-        ["bash", str(SCRIPT)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL
+        ["bash", str(SCRIPT)],
+        check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -102,7 +126,11 @@ def _sourced(env_file: Path, name: str, **preset: str) -> str:
     env = {"PATH": os.environ["PATH"], **preset}
     done = subprocess.run(
         ["bash", "-c", f'set -euo pipefail; source "$1"; printf %s "${{{name}:-}}"', "bash", str(env_file)],
-        env=env, capture_output=True, text=True, timeout=30, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     )
     return done.stdout
 
@@ -242,8 +270,12 @@ def test_with_renode_downloads_the_package_and_names_it_as_pyrenode_pkg(tmp_path
 def test_with_renode_and_a_build_dir_downloads_nothing(tmp_path):
     package = _arch_package(tmp_path / "served" / RENODE_PKG_NAME)
     done = _run(
-        tmp_path, IREE_SOURCE_DIR="/given", WAND_WITH_RENODE="1", WAND_RENODE_PKG_URL=package.as_uri(),
-        PYRENODE_BUILD_DIR=str(tmp_path), PYRENODE_RUNTIME="mono",
+        tmp_path,
+        IREE_SOURCE_DIR="/given",
+        WAND_WITH_RENODE="1",
+        WAND_RENODE_PKG_URL=package.as_uri(),
+        PYRENODE_BUILD_DIR=str(tmp_path),
+        PYRENODE_RUNTIME="mono",
     )
     assert done.returncode == 0, done.stderr
     assert _lines(done) == []

@@ -28,15 +28,20 @@ train_and_import_job = dg.define_asset_job(
     description="Dataset → windows → trained model → StableHLO. Stages below follow by automation.",
 )
 compile_job = dg.define_asset_job(
-    "compile_for_target", selection=COMPILE, partitions_def=device_partitions,
+    "compile_for_target",
+    selection=COMPILE,
+    partitions_def=device_partitions,
     description="The .vmfb for one device target.",
 )
 device_job = dg.define_asset_job(
-    "evaluate_on_device", selection=DEVICE, partitions_def=device_partitions,
+    "evaluate_on_device",
+    selection=DEVICE,
+    partitions_def=device_partitions,
     description="Firmware build and the device evaluation for one target.",
 )
 report_job = dg.define_asset_job(
-    "host_reference_and_report", selection=HOST_REFERENCE + REPORT,
+    "host_reference_and_report",
+    selection=HOST_REFERENCE + REPORT,
     description="Host .vmfb, host parity reference and the evaluation report over every target.",
 )
 

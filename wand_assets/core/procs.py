@@ -28,8 +28,8 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 LogFn = Callable[[str], None]
 
@@ -96,9 +96,7 @@ class _Spawner:
         with self._lock:
             if self._requests is None:
                 self._requests = queue.SimpleQueue()
-                thread = threading.Thread(
-                    target=_serve, args=(self._requests, os.getpid()), name="wand-spawner", daemon=True
-                )
+                thread = threading.Thread(target=_serve, args=(self._requests, os.getpid()), name="wand-spawner", daemon=True)
                 thread.start()
             return self._requests
 
@@ -115,8 +113,8 @@ def _serve(requests: queue.SimpleQueue, parent_pid: int) -> None:
         if not started.set_running_or_notify_cancel():
             continue
         try:
-            started.set_result(subprocess.Popen(argv, preexec_fn=arm, start_new_session=True, **kwargs))
-        except BaseException as exc:  # handed to the caller, who raises it
+            started.set_result(subprocess.Popen(argv, preexec_fn=arm, start_new_session=True, **kwargs))  # noqa: PLW1509 - only this thread forks
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
             started.set_exception(exc)
 
 
@@ -162,8 +160,8 @@ def run_tool(
 
     def pump() -> None:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip("\n")
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
             lines.append(line)
             tail.append(line)
             if log:
@@ -197,8 +195,6 @@ def kill_process_group(proc: subprocess.Popen, grace_s: float = 3.0) -> None:
     try:
         proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=grace_s)

@@ -64,7 +64,12 @@ def firmware(
     store = artifact_store.store()
     stage = store.stage("firmware", target.name)
     fp = fingerprint(
-        sha256_tree(firmware_build.FIRMWARE_DIR), asdict(target), iree.version, iree.commit, firmware_build.toolchain_versions(), FIRMWARE_CODE_VERSION
+        sha256_tree(firmware_build.FIRMWARE_DIR),
+        asdict(target),
+        iree.version,
+        iree.commit,
+        firmware_build.toolchain_versions(),
+        FIRMWARE_CODE_VERSION,
     )
     if (entry := stage.cached(fp)) is None:
         # One build tree per target and fingerprint under the artifact root; a second run of the same
@@ -77,8 +82,12 @@ def firmware(
                 with stage.produce(fp) as out:
                     with firmware_build.build_log(log_path, context.log.info) as build_log:
                         build = firmware_build.build_firmware(
-                            target, iree.path, build_dir / "cmake", out / firmware_build.ELF_NAME,
-                            log=build_log, timeout_s=toolchain.build_timeout_s,
+                            target,
+                            iree.path,
+                            build_dir / "cmake",
+                            out / firmware_build.ELF_NAME,
+                            log=build_log,
+                            timeout_s=toolchain.build_timeout_s,
                         )
                     shutil.copyfile(log_path, out / firmware_build.BUILD_LOG_NAME)
                     write_json_atomic(out / "build.json", build.as_dict())
@@ -189,8 +198,15 @@ def device_evaluation(
             firmware_log = session.log_text()
         renode = getattr(session, "statistics", None)  # Renode-only; complete once the session has ended
         measured = results.assemble(
-            target, test, pd.read_parquet(host_predictions), run, inputs=inputs, simulator=sim_info,
-            vmfb_bytes=vmfb.stat().st_size, wall_seconds=time.monotonic() - started, renode=renode,
+            target,
+            test,
+            pd.read_parquet(host_predictions),
+            run,
+            inputs=inputs,
+            simulator=sim_info,
+            vmfb_bytes=vmfb.stat().st_size,
+            wall_seconds=time.monotonic() - started,
+            renode=renode,
         )
         with stage.produce(fp) as out:
             measured.frame.to_parquet(out / "results.parquet", index=False)

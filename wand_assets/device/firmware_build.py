@@ -15,9 +15,9 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from wand_assets.compilation.iree_tools import IREE_VERSION
 from wand_assets.core.artifacts import atomic_path, sha256_file
@@ -220,9 +220,7 @@ def build_firmware(
     )
 
 
-def cmake_cache_variables(
-    target: Target, *, iree_source: Path | None = None, host_bin_dir: Path | None = None
-) -> dict[str, str]:
+def cmake_cache_variables(target: Target, *, iree_source: Path | None = None, host_bin_dir: Path | None = None) -> dict[str, str]:
     """The ``-D`` values that configure ``firmware/`` for ``target``: all from the target registry and
     the installed IREE release, none spelled in CMake. Without ``iree_source``: the TEST ONLY
     protocol firmware."""

@@ -119,7 +119,7 @@ class FrameParser:
 def parse_stats(payload: bytes) -> dict[str, int]:
     """The seed's 24-byte allocator record (6 × u32) or a sequence of 40-byte named u64 records."""
     if len(payload) == 4 * len(LEGACY_STATS_FIELDS):
-        return dict(zip(LEGACY_STATS_FIELDS, struct.unpack("<6I", payload)))
+        return dict(zip(LEGACY_STATS_FIELDS, struct.unpack("<6I", payload), strict=False))
     if payload and len(payload) % STAT_RECORD.size == 0:
         stats = {}
         for offset in range(0, len(payload), STAT_RECORD.size):

@@ -12,9 +12,9 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from wand_assets.core.procs import kill_process_group, run_tool, spawn
 from wand_assets.core.targets import Target
@@ -43,19 +43,29 @@ def qemu_command(
     cpu = target.qemu_cpu()  # first: the host reference target has neither CPU nor board
     command = [
         binary,
-        "-M", target.board.qemu_machine,
-        "-bios", "none",
-        "-display", "none",
-        "-monitor", "stdio" if paused else "none",
-        "-icount", "shift=0",
-        "-cpu", cpu,
-        "-kernel", str(elf),
+        "-M",
+        target.board.qemu_machine,
+        "-bios",
+        "none",
+        "-display",
+        "none",
+        "-monitor",
+        "stdio" if paused else "none",
+        "-icount",
+        "shift=0",
+        "-cpu",
+        cpu,
+        "-kernel",
+        str(elf),
         # wait=on: the guest starts only once the host is connected, so no byte is lost.
-        "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on",
-        "-chardev", f"file,id=wandlog,path={log_path}",
-        "-semihosting-config", "enable=on,target=native,chardev=wandlog",
+        "-serial",
+        f"tcp:127.0.0.1:{port},server=on,wait=on",
+        "-chardev",
+        f"file,id=wandlog,path={log_path}",
+        "-semihosting-config",
+        "enable=on,target=native,chardev=wandlog",
     ]
-    return command + ["-S"] if paused else command
+    return [*command, "-S"] if paused else command
 
 
 @dataclass

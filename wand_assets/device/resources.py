@@ -40,14 +40,14 @@ class SimulatorResource(dg.ConfigurableResource):
     request_timeout_s: float = 30.0
     process_timeout_s: float = 120.0
     renode_resc: str = ""
-    renode_dependencies: list[str] = []
+    renode_dependencies: list[str] = []  # noqa: RUF012 - pydantic copies field defaults
     renode_cpu: str = "sysbus.cpu"
     renode_uart: str = "sysbus.uart0"
     renode_uart_pty: str = ""
     renode_log_uart: str = "sysbus.log_uart"
     renode_init_message: str = "Runtime started"
-    renode_monitor_commands: list[str] = []
-    renode_post_start_commands: list[str] = []
+    renode_monitor_commands: list[str] = []  # noqa: RUF012 - pydantic copies field defaults
+    renode_post_start_commands: list[str] = []  # noqa: RUF012 - pydantic copies field defaults
     renode_profiler: bool = True
 
     def renode_setup(self) -> renode.RenodeSetup:

@@ -18,11 +18,20 @@ from wand_assets.data.windows import WindowSet
 from wand_assets.device.session import DeviceRun
 
 ALLOCATION_FIELDS = (
-    "host_bytes_peak", "host_bytes_allocated", "host_bytes_freed",
-    "device_bytes_peak", "device_bytes_allocated", "device_bytes_freed",
+    "host_bytes_peak",
+    "host_bytes_allocated",
+    "host_bytes_freed",
+    "device_bytes_peak",
+    "device_bytes_allocated",
+    "device_bytes_freed",
 )  # the seed's six STATS fields, under Kenning's `allocation_stats`
 RENODE_MEASUREMENT_KEYS = (
-    "opcode_counters", "profiler_timestamps", "executed_instructions", "memory_accesses", "peripheral_accesses", "exceptions",
+    "opcode_counters",
+    "profiler_timestamps",
+    "executed_instructions",
+    "memory_accesses",
+    "peripheral_accesses",
+    "exceptions",
 )
 
 
@@ -97,7 +106,12 @@ def assemble(
         "inputs": asdict(inputs),
     }
     measurements = {
-        "build_cfg": {"target": asdict(target), "simulator": simulator, "vmfb_sha256": inputs.vmfb, "firmware_sha256": inputs.elf},
+        "build_cfg": {
+            "target": asdict(target),
+            "simulator": simulator,
+            "vmfb_sha256": inputs.vmfb,
+            "firmware_sha256": inputs.elf,
+        },
         "protocol_inference_step": run.inference_seconds.tolist(),
         "inference_instructions": run.inference_instructions.tolist(),
         "eval_confusion_matrix": metrics.confusion.tolist(),

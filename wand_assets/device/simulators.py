@@ -10,8 +10,8 @@ version and how it was started, recorded with every result). A Renode session al
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from wand_assets.core.targets import Target
 from wand_assets.device import qemu, renode
@@ -44,8 +44,8 @@ def open_session(
     *,
     boot_timeout_s: float = 30.0,
     log: Callable[[str], None] = lambda _m: None,
-    renode_setup: "renode.RenodeSetup | None" = None,
-) -> Iterator["qemu.QemuSession | renode.RenodeSession"]:
+    renode_setup: renode.RenodeSetup | None = None,
+) -> Iterator[qemu.QemuSession | renode.RenodeSession]:
     _check_backend(backend)
     if backend == "renode":
         starter = renode.start_renode(

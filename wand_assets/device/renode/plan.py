@@ -72,7 +72,7 @@ class Plan:
         path.write_text(json.dumps(asdict(self), indent=1))
 
     @classmethod
-    def load(cls, path: Path) -> "Plan":
+    def load(cls, path: Path) -> Plan:
         return cls(**json.loads(Path(path).read_text()))
 
 

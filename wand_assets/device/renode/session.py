@@ -19,9 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from wand_assets.core.procs import kill_process_group, spawn
 from wand_assets.core.targets import Target
@@ -102,10 +102,8 @@ class WorkerConnection:
         """Close the channel (the worker tears Renode down on EOF) and make sure the process group is gone."""
         with contextlib.suppress(Exception):
             self.process.stdin.close()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
         kill_process_group(self.process)
 
 
@@ -205,7 +203,7 @@ def start_renode(
     target: Target | None,
     workdir: Path,
     *,
-    setup: RenodeSetup = RenodeSetup(),
+    setup: RenodeSetup = RenodeSetup(),  # noqa: B008 - frozen dataclass, never mutated
     boot_timeout_s: float = 30.0,
     worker_start_timeout_s: float = 120.0,
     log: Callable[[str], None] = lambda _m: None,

@@ -19,6 +19,7 @@ plot of its renode_stats section is drawn by :func:`renode_plots`, the memory-ac
 from __future__ import annotations
 
 import array
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,12 @@ from wand_assets.core import plots
 
 ENTRY_HEAD = struct.Struct("<qdB")  # real time, virtual time (ms), type
 INSTRUCTION, MEMORY, PERIPHERAL, EXCEPTION = 0, 1, 2, 3
-_BODY = {INSTRUCTION: struct.Struct("<BQ"), MEMORY: struct.Struct("<B"), PERIPHERAL: struct.Struct("<BQ"), EXCEPTION: struct.Struct("<Q")}
+_BODY = {
+    INSTRUCTION: struct.Struct("<BQ"),
+    MEMORY: struct.Struct("<B"),
+    PERIPHERAL: struct.Struct("<BQ"),
+    EXCEPTION: struct.Struct("<Q"),
+}
 MEMORY_READ, MEMORY_WRITE = 2, 3
 PERIPHERAL_READ, PERIPHERAL_WRITE = 0, 1
 DEFAULT_INTERVAL_S = 0.01  # Kenning's profiler_interval_step: 10 ms of virtual time
@@ -98,7 +104,7 @@ def _header(data: bytes, source: str) -> tuple[dict[int, str], list[tuple[str, i
     return cpus, peripherals, offset
 
 
-def _scan(data, offset: int, end: int, source: str, base: int = 0) -> tuple[dict[int, "array.array"], int]:
+def _scan(data, offset: int, end: int, source: str, base: int = 0) -> tuple[dict[int, array.array], int]:
     """Start offsets of the whole entries in ``data[offset:end]``, by type; returns where it stopped
     (before a partial entry). ``data`` starts at byte ``base`` of the dump ``source`` (for messages)."""
 
@@ -245,7 +251,9 @@ def interval_series(
     return intervals.result()
 
 
-def profiler_series(path: Path, start_s: float, end_s: float, step_s: float = DEFAULT_INTERVAL_S, chunk_bytes: int = 32 << 20) -> dict:
+def profiler_series(
+    path: Path, start_s: float, end_s: float, step_s: float = DEFAULT_INTERVAL_S, chunk_bytes: int = 32 << 20
+) -> dict:
     """:func:`interval_series` of the dump file at ``path``, read in chunks.
 
     A full evaluation's dump is hundreds of MB (one entry per memory access), so entries are never all
@@ -297,9 +305,9 @@ def opcode_metrics(opcode_counters: dict[str, dict[str, int]], inference_passes:
         "vector_instructions": vector_total,
         "instructions_per_inference_pass": per_pass,
         "vector_opcodes_fraction": vector_total / total if total else 0.0,
-        "top_10_opcodes_per_inference_pass": {
-            op: c / inference_passes for op, c in list(ordered.items())[:10]
-        } if inference_passes else {},
+        "top_10_opcodes_per_inference_pass": {op: c / inference_passes for op, c in list(ordered.items())[:10]}
+        if inference_passes
+        else {},
     }
 
 
@@ -388,11 +396,15 @@ def renode_plots(stats: dict, max_bars: int = 32) -> dict[str, bytes]:
     ordered = _by_count(stats.get("sorted_opcode_counters") or {})  # JSON round trips may sort keys
     if ordered:
         top = list(ordered.items())[:max_bars]
-        out["instruction_histogram"] = plots.bar_png([k for k, _ in top], [v for _, v in top], "Instruction histogram (evaluation loop)", "executed")
+        out["instruction_histogram"] = plots.bar_png(
+            [k for k, _ in top], [v for _, v in top], "Instruction histogram (evaluation loop)", "executed"
+        )
     vector = _by_count(stats.get("sorted_vector_opcode_counters") or {})
     if vector:
         top = list(vector.items())[:max_bars]
-        out["vector_histogram"] = plots.bar_png([k for k, _ in top], [v for _, v in top], "V-extension instruction histogram", "executed")
+        out["vector_histogram"] = plots.bar_png(
+            [k for k, _ in top], [v for _, v in top], "V-extension instruction histogram", "executed"
+        )
     stamps = stats.get("profiler_timestamps")
     if not stamps:
         return out
@@ -400,8 +412,12 @@ def renode_plots(stats: dict, max_bars: int = 32) -> dict[str, bytes]:
     per = f"per {step_ms:g} ms"
     for cpu, series in (stats.get("executed_instructions") or {}).items():
         out[f"executed_instructions_{cpu}"] = _series_png(stamps, series, f"{cpu}: executed instructions", per)
-        out[f"executed_instructions_{cpu}_histogram"] = _histogram_png(series, f"{cpu}: executed instructions {per}", f"instructions {per}")
-        out[f"executed_instructions_{cpu}_cumulative"] = _series_png(stamps, series, f"{cpu}: executed instructions, cumulative", "instructions", True)
+        out[f"executed_instructions_{cpu}_histogram"] = _histogram_png(
+            series, f"{cpu}: executed instructions {per}", f"instructions {per}"
+        )
+        out[f"executed_instructions_{cpu}_cumulative"] = _series_png(
+            stamps, series, f"{cpu}: executed instructions, cumulative", "instructions", True
+        )
     for op, series in (stats.get("memory_accesses") or {}).items():
         out[f"memory_{op}s"] = _series_png(stamps, series, f"Memory {op}s", per)
         out[f"memory_{op}s_cumulative"] = _series_png(stamps, series, f"Memory {op}s, cumulative", op + "s", True)
@@ -420,7 +436,7 @@ def renode_report_markdown(stats: dict) -> str:
     """The text part of Kenning's renode_stats section plus every plot, as Markdown for the UI."""
     lines = ["## Renode statistics", ""]
     per_pass = stats.get("instructions_per_inference_pass")
-    if per_pass == per_pass and per_pass is not None:
+    if per_pass is not None and not math.isnan(per_pass):
         lines.append(f"- Instructions per inference pass: **{per_pass:,.0f}** (whole request loop, UART polling included)")
     lines.append(f"- Vector instructions: **{100 * stats.get('vector_opcodes_fraction', 0.0):.2f} %**")
     if inference := stats.get("inference"):

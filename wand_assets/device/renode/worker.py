@@ -11,6 +11,7 @@ the pipeline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -73,7 +74,7 @@ class Worker:
             while not self.stop_log.is_set():
                 try:
                     data = self.log_port.read(256)
-                except Exception:
+                except Exception:  # noqa: BLE001 - the port closed under us: the session is ending
                     return
                 if data:
                     out.write(data)
@@ -110,10 +111,8 @@ class Worker:
         finally:
             self.stop_log.set()
             if self.log_port is not None:
-                try:
+                with contextlib.suppress(Exception):
                     self.log_port.close()
-                except Exception:
-                    pass
 
 
 def main(argv: list[str]) -> int:
@@ -157,19 +156,17 @@ def main(argv: list[str]) -> int:
                     break
                 else:
                     reply({"error": f"unknown request {op!r}"})
-            except Exception as exc:  # answered, so the parent raises with this text
+            except Exception as exc:  # noqa: BLE001 - answered, so the parent raises with this text
                 reply({"error": f"{op}: {type(exc).__name__}: {exc}"})
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, then the worker exits non-zero
         status = 2
-        try:
+        with contextlib.suppress(Exception):
             reply({"error": f"{type(exc).__name__}: {exc}"})
-        except Exception:
-            pass
     finally:
         if worker is not None:
             try:
                 worker.teardown()
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - teardown must not hide the status; exit code 3 says it failed
                 status = status or 3
         sys.stderr.flush()
         os._exit(status)

@@ -25,7 +25,7 @@ defs = dg.Definitions(
         report.evaluation_report,
     ],
     asset_checks=[data.split_is_sound, training.accuracy_above_floor, compilation.host_matches_keras],
-    jobs=[automation.train_and_import_job, automation.compile_job, automation.device_job, automation.report_job],
+    jobs=[automation.train_and_import_job, automation.compile_job, automation.device_job, automation.report_job, automation.device_sweep_job],
     schedules=[automation.nightly_device_evaluation],
     sensors=[automation.dataset_source_changed],
     resources={

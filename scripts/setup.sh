@@ -4,13 +4,19 @@
 # what no registry has (scripts/fetch_upstream.sh): the IREE runtime source, unless IREE_SOURCE_DIR
 # is set. With WAND_WITH_RENODE=1 also mono (apt), pythonnet (PyPI) and pyrenode3 (from the folder
 # WAND_PYRENODE3_SOURCE, else its git repository) and, unless PYRENODE_PKG / PYRENODE_BUILD_DIR is
-# set, the official Renode package. Idempotent: a second run only checks (no network).
+# set, the official Renode package. With WAND_WITH_SERVERS=1 also PostgreSQL and Redis (apt) and the
+# optional extras postgres + celery (dagster-postgres, dagster-celery): a shared instance and the Celery
+# workers (tests start private servers on loopback; nothing is started here). Idempotent: a second run
+# only checks (no network).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc ninja-build clang libclang-rt-14-dev chromium chromium-driver fonts-liberation)
 WITH_RENODE="${WAND_WITH_RENODE:-0}"
 if [ "$WITH_RENODE" = 1 ]; then APT_PACKAGES+=(mono-complete); fi
+WITH_SERVERS="${WAND_WITH_SERVERS:-0}"
+EXTRAS="dev"
+if [ "$WITH_SERVERS" = 1 ]; then APT_PACKAGES+=(postgresql redis-server); EXTRAS="dev,postgres,celery"; fi
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -27,11 +33,11 @@ PYTHON="${WAND_PYTHON:-$(command -v python3.11 || command -v python3)}"
   || { echo "wand setup: Python 3.11 is required (set WAND_PYTHON)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 stamp=".venv/.wand-installed"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) [$EXTRAS]"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "wand setup: installing Python packages into .venv (first time: several minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
   echo "$want" > "$stamp"
 fi
 

@@ -13,10 +13,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DEVICE_WINDOWS, pipeline_resources, quick_config
+from conftest import DEVICE_WINDOWS, TESTED_TARGETS, pipeline_resources, quick_config
 
 from wand_assets.core.handoff import latest_entry
-from wand_assets.core.targets import DEVICE_TARGETS, get_target
+from wand_assets.core.targets import get_target
 from wand_assets.definitions import ASSET_CHECKS, ASSETS, RESOURCES
 from wand_assets.device import firmware_build, renode, simulators
 from wand_assets.device.resources import SimulatorResource
@@ -53,7 +53,7 @@ def renode_run(device_pipeline_copy, dataset_dir):
             resources=resources,
             run_config=config,
         )
-        for target in DEVICE_TARGETS
+        for target in TESTED_TARGETS
     }
     results["report"] = dg.materialize(
         everything, selection=["evaluation_report"], instance=device_pipeline_copy.instance, resources=resources
@@ -66,7 +66,7 @@ def device_entry(instance, target):
 
 
 @needs_renode
-@pytest.mark.parametrize("target", DEVICE_TARGETS)
+@pytest.mark.parametrize("target", TESTED_TARGETS)
 def test_renode_predictions_equal_qemus(renode_run, device_pipeline, target):
     instance, results = renode_run
     (gate,) = [c for c in results[target].get_asset_check_evaluations() if c.check_name == "device_matches_host"]
@@ -85,7 +85,7 @@ def test_renode_predictions_equal_qemus(renode_run, device_pipeline, target):
 
 
 @needs_renode
-@pytest.mark.parametrize("target", DEVICE_TARGETS)
+@pytest.mark.parametrize("target", TESTED_TARGETS)
 def test_renode_stats_follow_kennings_definitions(renode_run, target):
     instance, results = renode_run
     entry = device_entry(instance, target)
@@ -122,7 +122,7 @@ def test_report_shows_renode_statistics_per_target(renode_run):
     assert results["report"].success
     entry = latest_entry(instance, "evaluation_report")
     markdown = (entry / "report.md").read_text()
-    for target in DEVICE_TARGETS:
+    for target in TESTED_TARGETS:
         assert f"Renode statistics — {target}" in markdown
     assert "data:image/png;base64," in (entry / "report.html").read_text()
 

@@ -2,9 +2,26 @@ import pytest
 
 from wand_assets.core.targets import DEVICE_TARGETS, QEMU_VIRT, TARGETS, get_target
 
+VLENS = [128, 256, 512, 1024]
+
 
 def test_device_targets_are_the_rv32_variants():
-    assert DEVICE_TARGETS == ["rv32imf", "rv32imf_zve32f_vlen512"]
+    assert DEVICE_TARGETS == [
+        "rv32imf",
+        "rv32imf_zve32f_vlen128",
+        "rv32imf_zve32f_vlen256",
+        "rv32imf_zve32f_vlen512",
+        "rv32imf_zve32f_vlen1024",
+        "rv32imf_zve32f_vlen512_iree_defaults",
+    ]
+
+
+def test_the_original_targets_keep_their_names_and_settings():
+    scalar, vector = get_target("rv32imf"), get_target("rv32imf_zve32f_vlen512")
+    assert (scalar.llvm_cpu_features, scalar.gcc_march, scalar.vlen) == ("+m,+f", "rv32imf_zicsr", 0)
+    assert vector.llvm_cpu_features == "+m,+f,+zvl512b,+zve32x,+zve32f"
+    assert (vector.gcc_march, vector.vlen, vector.elen) == ("rv32imf_zicsr_zve32f_zvl512b", 512, 32)
+    assert scalar.iree_optimise and vector.iree_optimise
 
 
 @pytest.mark.parametrize("name", DEVICE_TARGETS)
@@ -13,11 +30,31 @@ def test_simulator_cpu_agrees_with_compiled_vector_length(name):
     features = target.llvm_cpu_features.split(",")
     if target.has_vector:
         assert f"+zvl{target.vlen}b" in features
+        assert [f for f in features if f.startswith("+zvl")] == [f"+zvl{target.vlen}b"]
+        assert target.gcc_march.split("_")[-1] == f"zvl{target.vlen}b"
         assert f"vlen={target.vlen}" in target.qemu_cpu()
         assert "v" in target.renode_cpu_type().split("_")[0][4:]
     else:
         assert not any(f.startswith("+zv") for f in features)
+        assert "zv" not in target.gcc_march
         assert "v=false" in target.qemu_cpu()
+
+
+def test_one_vector_target_per_vlen_with_the_projects_flags():
+    optimised = [get_target(t) for t in DEVICE_TARGETS if get_target(t).has_vector and get_target(t).iree_optimise]
+    assert sorted(t.vlen for t in optimised) == VLENS
+    assert all("+zve32f" in t.llvm_cpu_features.split(",") and t.elen == 32 for t in optimised)
+
+
+def test_iree_defaults_variant_differs_from_its_twin_only_in_the_flags():
+    plain, tuned = get_target("rv32imf_zve32f_vlen512_iree_defaults"), get_target("rv32imf_zve32f_vlen512")
+    assert not plain.iree_optimise
+    assert plain.iree_compile_flags() == tuned.iree_compile_flags()
+    assert (plain.gcc_march, plain.qemu_cpu(), plain.renode_cpu_type()) == (
+        tuned.gcc_march,
+        tuned.qemu_cpu(),
+        tuned.renode_cpu_type(),
+    )
 
 
 @pytest.mark.parametrize("name", DEVICE_TARGETS)
@@ -45,3 +82,12 @@ def test_device_targets_run_on_the_qemu_virt_board(name):
 
 def test_host_target_has_no_board():
     assert TARGETS["host"].board is None
+
+
+def test_iree_defaults_variant_compiles_without_the_projects_flags():
+    from wand_assets.compilation import iree_tools
+
+    plain = iree_tools.compile_flags(get_target("rv32imf_zve32f_vlen512_iree_defaults"))
+    tuned = iree_tools.compile_flags(get_target("rv32imf_zve32f_vlen512"))
+    assert set(iree_tools.OPTIMISATION_FLAGS) <= set(tuned)
+    assert not set(iree_tools.OPTIMISATION_FLAGS) & set(plain)

@@ -50,7 +50,13 @@ RESOURCES: dict[str, Any] = {
 defs = dg.Definitions(
     assets=ASSETS,
     asset_checks=ASSET_CHECKS,
-    jobs=[automation.train_and_import_job, automation.compile_job, automation.device_job, automation.report_job],
+    jobs=[
+        automation.train_and_import_job,
+        automation.compile_job,
+        automation.device_job,
+        automation.report_job,
+        automation.device_sweep_job,
+    ],
     schedules=[automation.nightly_device_evaluation],
     sensors=[automation.dataset_source_changed, automation.automation_sensor],
     resources=RESOURCES,

@@ -116,7 +116,7 @@ def import_to_stablehlo(saved_model_dir: Path, out_mlir: Path, *, log: Callable[
 
 
 def compile_flags(target: Target, optimise: bool = True) -> list[str]:
-    return [*COMMON_FLAGS, *target.iree_compile_flags(), *(OPTIMISATION_FLAGS if optimise else ())]
+    return [*COMMON_FLAGS, *target.iree_compile_flags(), *(OPTIMISATION_FLAGS if optimise and target.iree_optimise else ())]
 
 
 def compile_vmfb(

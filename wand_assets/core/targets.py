@@ -64,6 +64,9 @@ class Target:
     elen: int = 0
     # The board the firmware runs on (None for the host reference target).
     board: Board | None = None
+    # True: compile with the project's optimisation flags (compilation/iree_tools.OPTIMISATION_FLAGS);
+    # False: with IREE's defaults, the baseline those flags are measured against.
+    iree_optimise: bool = True
 
     @property
     def is_device(self) -> bool:
@@ -113,6 +116,27 @@ class Target:
 
 _RV32_TRIPLE = "riscv32-pc-linux-elf"
 
+
+def _rv32imf_zve32f(vlen: int, *, name: str = "", description: str = "", iree_optimise: bool = True) -> Target:
+    """RV32IMF + Zve32f with a VLEN of ``vlen`` bits: ``+zvl<vlen>b`` in the compiled code and the
+    firmware, the same VLEN in both simulators (code built for a longer VLEN gives wrong outputs on a
+    shorter one, so each VLEN is its own target)."""
+    return Target(
+        name=name or f"rv32imf_zve32f_vlen{vlen}",
+        description=description or f"RV32IMF + Zve32f vector unit, VLEN {vlen}",
+        llvm_triple=_RV32_TRIPLE,
+        llvm_cpu="generic-rv32",
+        llvm_cpu_features=f"+m,+f,+zvl{vlen}b,+zve32x,+zve32f",
+        llvm_abi="ilp32f",
+        gcc_march=f"rv32imf_zicsr_zve32f_zvl{vlen}b",
+        gcc_mabi="ilp32f",
+        vlen=vlen,
+        elen=32,
+        board=QEMU_VIRT,
+        iree_optimise=iree_optimise,
+    )
+
+
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
@@ -135,18 +159,15 @@ TARGETS: dict[str, Target] = {
             gcc_mabi="ilp32f",
             board=QEMU_VIRT,
         ),
-        Target(
-            name="rv32imf_zve32f_vlen512",
-            description="RV32IMF + Zve32f vector unit, VLEN 512 (Springbok-like)",
-            llvm_triple=_RV32_TRIPLE,
-            llvm_cpu="generic-rv32",
-            llvm_cpu_features="+m,+f,+zvl512b,+zve32x,+zve32f",
-            llvm_abi="ilp32f",
-            gcc_march="rv32imf_zicsr_zve32f_zvl512b",
-            gcc_mabi="ilp32f",
-            vlen=512,
-            elen=32,
-            board=QEMU_VIRT,
+        _rv32imf_zve32f(128),
+        _rv32imf_zve32f(256),
+        _rv32imf_zve32f(512, description="RV32IMF + Zve32f vector unit, VLEN 512 (Springbok-like)"),
+        _rv32imf_zve32f(1024),
+        _rv32imf_zve32f(
+            512,
+            name="rv32imf_zve32f_vlen512_iree_defaults",
+            description="RV32IMF + Zve32f, VLEN 512, compiled with IREE's default flags (the baseline of the project's flags)",
+            iree_optimise=False,
         ),
     )
 }

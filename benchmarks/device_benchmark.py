@@ -15,7 +15,6 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import cast
 
 import dagster as dg
 import numpy as np
@@ -27,7 +26,7 @@ from wand_assets.core.targets import DEVICE_TARGETS, get_target
 from wand_assets.data.windows import WindowSet
 from wand_assets.device import simulators
 from wand_assets.device.firmware_build import ELF_NAME
-from wand_assets.device.protocol import DeviceClient, Port
+from wand_assets.device.protocol import DeviceClient
 from wand_assets.device.session import evaluate_on_device
 from wand_assets.training.model import as_model_input
 
@@ -56,8 +55,7 @@ def median_instructions(instance: dg.DagsterInstance, target_name: str, vmfb: Pa
     target = get_target(target_name)
     elf = latest_entry(instance, "firmware", target_name) / ELF_NAME
     with simulators.open_session("qemu", elf, target, workdir) as session:
-        port = cast(Port, session.port)  # the sessions type it `object`; it is a connected pyserial port
-        run = evaluate_on_device(DeviceClient(port), MODEL_IO, vmfb.read_bytes(), windows)
+        run = evaluate_on_device(DeviceClient(session.port), MODEL_IO, vmfb.read_bytes(), windows)
     return float(np.median(run.inference_instructions))
 
 

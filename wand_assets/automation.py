@@ -138,7 +138,7 @@ def run_sweep(
                 tags={"dagster/partition": variant, SWEEP_TAG: sweep_id},
                 raise_on_error=False,
             )
-        except BaseException as e:  # handed to the caller below
+        except BaseException as e:  # noqa: BLE001 - a thread cannot raise to its caller: re-raised there below
             errors[variant] = e
 
     threads = [threading.Thread(target=run, args=(v,), name=f"sweep-{v}", daemon=True) for v in chosen]

@@ -77,6 +77,13 @@ class Target:
     def has_vector(self) -> bool:
         return self.vlen > 0
 
+    @property
+    def device_board(self) -> Board:
+        """The board of a device target; raises :class:`ValueError` for the host reference."""
+        if self.board is None:
+            raise ValueError(f"target {self.name!r} is the host reference; it has no board")
+        return self.board
+
     def iree_compile_flags(self) -> list[str]:
         """iree-compile flags that select this target's code generation."""
         flags = [
@@ -104,6 +111,7 @@ class Target:
     def renode_cpu_type(self) -> str:
         """The ``cpuType`` of Renode's ``CPU.RiscV32`` (Renode wants zicsr spelled out)."""
         self._require_device("Renode")
+        assert self.gcc_march is not None  # is_device means gcc_march is set
         base = self.gcc_march.split("_")[0]  # e.g. rv32imf
         if self.has_vector:
             base += "v"

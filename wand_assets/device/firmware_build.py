@@ -179,7 +179,7 @@ def build_firmware(
     _reset_if_reconfigured(build, cache_vars, log)
     build.mkdir(parents=True, exist_ok=True)
 
-    configure = [cmake, "-S", FIRMWARE_DIR, "-B", build, "-Wno-dev"]
+    configure: list[str | os.PathLike[str]] = [cmake, "-S", FIRMWARE_DIR, "-B", build, "-Wno-dev"]
     generator = _ninja()
     if generator:
         configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={generator}"]
@@ -188,7 +188,7 @@ def build_firmware(
     jobs = str(os.cpu_count() or 2)
     # ninja itself rather than `cmake --build`: the long-lived process is then our direct child, which
     # the kernel kills when this process dies (core/procs.py); under `cmake --build` ninja would be orphaned.
-    build_command = (
+    build_command: list[str | os.PathLike[str]] = (
         [generator, "-C", build, "-j", jobs, "wand_firmware"]
         if generator
         else [cmake, "--build", build, "--target", "wand_firmware", "--parallel", jobs]
@@ -224,7 +224,9 @@ def cmake_cache_variables(target: Target, *, iree_source: Path | None = None, ho
     """The ``-D`` values that configure ``firmware/`` for ``target``: all from the target registry and
     the installed IREE release, none spelled in CMake. Without ``iree_source``: the TEST ONLY
     protocol firmware."""
-    board = target.board
+    board = target.device_board
+    if target.gcc_march is None or target.gcc_mabi is None:
+        raise ValueError(f"target {target.name!r} is the host reference; it has no firmware")
     cache_vars = {
         "CMAKE_TOOLCHAIN_FILE": str(FIRMWARE_DIR / "cmake" / "riscv32-elf-gcc.cmake"),
         "WAND_MARCH": target.gcc_march,

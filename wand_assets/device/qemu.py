@@ -18,6 +18,7 @@ from pathlib import Path
 
 from wand_assets.core.procs import kill_process_group, run_tool, spawn
 from wand_assets.core.targets import Target
+from wand_assets.device.protocol import Port
 
 READY_LINE = "Runtime started"
 _WAITING = re.compile(r"waiting for connection on: \S*tcp:127\.0\.0\.1:(\d+)")
@@ -44,7 +45,7 @@ def qemu_command(
     command = [
         binary,
         "-M",
-        target.board.qemu_machine,
+        target.device_board.qemu_machine,
         "-bios",
         "none",
         "-display",
@@ -73,7 +74,7 @@ class QemuSession:
     """A running QEMU with a connected UART. Use :func:`start_qemu`; teardown is guaranteed there."""
 
     process: subprocess.Popen
-    port: object  # a connected pyserial port
+    port: Port  # a connected pyserial port
     log_path: Path
     command: list[str]
     uart_address: str = ""
@@ -143,7 +144,7 @@ def start_qemu(
         log(f"UART connected on 127.0.0.1:{port_number}")
         if early_input:
             uart.write(early_input)
-            _resume_once_received(process, stderr_path, deadline, target.board.uart0_base + UART_LSR_OFFSET)
+            _resume_once_received(process, stderr_path, deadline, target.device_board.uart0_base + UART_LSR_OFFSET)
         session = QemuSession(process, uart, log_path, command, uart_address=f"127.0.0.1:{port_number}")
         while READY_LINE not in session.log_text():
             if process.poll() is not None:
@@ -186,6 +187,8 @@ def _listening_port(process: subprocess.Popen, stderr_path: Path, deadline: floa
 def _resume_once_received(process: subprocess.Popen, stderr_path: Path, deadline: float, lsr_address: int) -> None:
     """Let the paused guest run once its UART reports Data Ready (an LSR read only clears error bits)."""
     lsr_dump = re.compile(rf"{lsr_address:016x}: 0x([0-9a-f]{{2}})")  # the monitor's answer to "xp /1bx"
+    monitor = process.stdin
+    assert monitor is not None  # a paused guest is started with stdin=PIPE: the monitor
     asked = 0
     while True:
         if process.poll() is not None:
@@ -196,9 +199,9 @@ def _resume_once_received(process: subprocess.Popen, stderr_path: Path, deadline
         if len(answers) == asked:  # the monitor has answered every question so far
             if answers and int(answers[-1], 16) & 0x01:
                 break
-            process.stdin.write(f"xp /1bx {lsr_address:#x}\n".encode())
-            process.stdin.flush()
+            monitor.write(f"xp /1bx {lsr_address:#x}\n".encode())
+            monitor.flush()
             asked += 1
         time.sleep(0.02)
-    process.stdin.write(b"cont\n")
-    process.stdin.flush()
+    monitor.write(b"cont\n")
+    monitor.flush()

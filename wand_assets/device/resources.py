@@ -2,6 +2,7 @@
 
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -66,7 +67,7 @@ class SimulatorResource(dg.ConfigurableResource):
 
     def identity(self) -> dict:
         """What about the simulator changes results (part of the evaluation's fingerprint)."""
-        identity = {"backend": self.backend, "version": simulators.simulator_version(self.backend)}
+        identity: dict[str, Any] = {"backend": self.backend, "version": simulators.simulator_version(self.backend)}
         if self.backend == "renode":
             setup = asdict(self.renode_setup())
             board = [self.renode_resc] if self.renode_resc else [renode.BOARD_SCRIPT, renode.BOARD_TEMPLATE]

@@ -47,6 +47,7 @@ def open_session(
     renode_setup: renode.RenodeSetup | None = None,
 ) -> Iterator[qemu.QemuSession | renode.RenodeSession]:
     _check_backend(backend)
+    starter: contextlib.AbstractContextManager[qemu.QemuSession | renode.RenodeSession]
     if backend == "renode":
         starter = renode.start_renode(
             elf, target, workdir, setup=renode_setup or renode.RenodeSetup(), boot_timeout_s=boot_timeout_s, log=log

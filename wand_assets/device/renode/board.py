@@ -24,7 +24,7 @@ def render_board(target: Target) -> str:
     properties = ""
     if target.has_vector:
         properties = f"\n    VectorElementMaxWidth: {target.elen}\n    VectorRegisterLength: {target.vlen}"
-    board = target.board
+    board = target.device_board
     return Template(BOARD_TEMPLATE.read_text()).substitute(
         cpu_type=target.renode_cpu_type(),
         cpu_properties=properties,

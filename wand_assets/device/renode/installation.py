@@ -6,6 +6,7 @@ import importlib.util
 import os
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from wand_assets.device.qemu import SimulatorError
@@ -24,12 +25,12 @@ class RenodeUnavailable(SimulatorError):
     """Renode or pyrenode3 is not installed or not configured; the message says what to set."""
 
 
-def renode_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+def renode_environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The pyrenode3 variables that are set; raises :class:`RenodeUnavailable` naming what is missing."""
-    env = os.environ if env is None else env
-    found = {k: env[k] for k in (ENV_PKG, ENV_BUILD_DIR, ENV_RUNTIME, ENV_BIN) if env.get(k)}
+    source = os.environ if env is None else env
+    found = {k: source[k] for k in (ENV_PKG, ENV_BUILD_DIR, ENV_RUNTIME, ENV_BIN) if source.get(k)}
     if ENV_PKG in found or ENV_BIN in found:
-        where = found.get(ENV_PKG) or found.get(ENV_BIN)
+        where = found[ENV_PKG] if ENV_PKG in found else found[ENV_BIN]  # the values in found are non-empty
         if not Path(where).exists():
             raise RenodeUnavailable(f"{ENV_PKG if ENV_PKG in found else ENV_BIN}={where} does not exist. {INSTALL_HINT}")
         return found

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from wand_assets.core.procs import kill_process_group, spawn
 from wand_assets.core.targets import Target
+from wand_assets.device.protocol import Port
 from wand_assets.device.qemu import SimulatorError
 from wand_assets.device.renode.installation import renode_version
 from wand_assets.device.renode.plan import Plan, RenodeSetup, make_plan, setup_commands
@@ -101,6 +102,7 @@ class WorkerConnection:
     def stop(self, grace_s: float = 60.0) -> None:
         """Close the channel (the worker tears Renode down on EOF) and make sure the process group is gone."""
         with contextlib.suppress(Exception):
+            assert self.process.stdin is not None  # started with stdin=PIPE
             self.process.stdin.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=grace_s)
@@ -118,7 +120,7 @@ class RenodeSession:
     worker: WorkerConnection
     plan: Plan
     version: str
-    port: object = None
+    _port: Port | None = None  # connected by start_renode before it yields the session
     log_offset: int = 0
     loop_started: bool = False
     marks: list[dict] = field(default_factory=list)
@@ -128,6 +130,13 @@ class RenodeSession:
     finish: dict | None = None
     statistics: dict | None = None
     wall_seconds: float = 0.0
+
+    @property
+    def port(self) -> Port:
+        """The protocol UART; :func:`start_renode` connects it before it yields the session."""
+        if self._port is None:
+            raise SimulatorError("the Renode session's UART is not connected yet")
+        return self._port
 
     def mark(self, label: str) -> dict:
         """Read the simulator's counters now; around PROCESS also the opcode counters (summed per request)."""
@@ -230,7 +239,7 @@ def start_renode(
         ready = worker.receive(worker_start_timeout_s, "starting Renode")
         log(f"Renode started in {time.monotonic() - started:.1f} s (worker pid {worker.process.pid})")
         uart = serial.Serial(ready["uart_pty"], 115200, timeout=0.5)
-        session.port = MarkingPort(uart, session)
+        session._port = MarkingPort(uart, session)
         _wait_for_init(session, setup.init_message, boot_timeout_s)
         for line in session.new_log_lines():
             log(f"firmware: {line}")

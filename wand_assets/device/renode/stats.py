@@ -311,13 +311,15 @@ def opcode_metrics(opcode_counters: dict[str, dict[str, int]], inference_passes:
     }
 
 
-def request_windows(marks: list[dict]) -> dict[str, list[float]]:
+def request_windows(marks: list[dict]) -> dict[str, list[int] | list[float]]:
     """Per PROCESS request, the simulator's own deltas: executed instructions and virtual seconds.
 
     Measured from just before the request is written until its reply is read, so they include the
     firmware's UART polling around the inference (the device's STATS count only the invoke).
     """
-    instructions, seconds, start = [], [], None
+    instructions: list[int] = []
+    seconds: list[float] = []
+    start: dict | None = None
     for mark in marks:
         if mark["label"] == "process_start":
             start = mark

@@ -18,8 +18,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wand_assets.device.renode.plan import Plan, setup_commands
+
+if TYPE_CHECKING:
+    import serial
 
 
 class Worker:
@@ -30,10 +34,11 @@ class Worker:
         self.reply = reply
         self.emulation = Emulation()
         self.monitor = Monitor()
-        self.machine = None
-        self.cpu = None
-        self.log_reader = None
-        self.log_port = None
+        # pyrenode3's machine and CPU wrappers are untyped .NET objects.
+        self.machine: Any = None
+        self.cpu: Any = None
+        self.log_reader: threading.Thread | None = None
+        self.log_port: serial.Serial | None = None
         self.stop_log = threading.Event()
         self.opcode_baseline = None
 
@@ -70,10 +75,12 @@ class Worker:
         return {"event": "ready", "uart_pty": plan.uart_pty, "machine": names[0], "pid": os.getpid()}
 
     def _pump_log(self) -> None:
+        port = self.log_port
+        assert port is not None  # the reader starts after the port is open
         with open(self.plan.log_file, "ab", buffering=0) as out:
             while not self.stop_log.is_set():
                 try:
-                    data = self.log_port.read(256)
+                    data = port.read(256)
                 except Exception:  # noqa: BLE001 - the port closed under us: the session is ending
                     return
                 if data:
@@ -135,6 +142,7 @@ def main(argv: list[str]) -> int:
         worker = Worker(plan, reply)
         reply(worker.start())
         for line in sys.stdin:
+            assert worker is not None  # only "finish" clears it, and "finish" ends the loop
             request = json.loads(line)
             op = request.get("op")
             try:

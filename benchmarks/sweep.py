@@ -46,14 +46,17 @@ def metadata_of(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
     """asset name → the metadata values of its materialization in run ``run_id``."""
     found = {}
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        mat = entry.dagster_event.event_specific_data.materialization
+        mat = entry.asset_materialization
+        assert mat is not None  # of_type=ASSET_MATERIALIZATION
         found[mat.asset_key.to_user_string()] = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
     return found
 
 
 def worker_of(instance: dg.DagsterInstance, run_id: str, step: str) -> str:
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        metadata = getattr(entry.dagster_event.event_specific_data, "metadata", None) or {}
+        event = entry.dagster_event
+        assert event is not None  # of_type=ENGINE_EVENT: every entry is a Dagster event
+        metadata = getattr(event.event_specific_data, "metadata", None) or {}
         if entry.step_key == step and "Celery worker" in metadata:
             return metadata["Celery worker"].value
     return "?"
@@ -63,7 +66,8 @@ def table(instance: dg.DagsterInstance, results: dict) -> list[str]:
     from wand_assets.core.targets import get_target
 
     lines = [
-        "| variant | VLEN | IREE flags | instructions / inference (median) | firmware .text (B) | heap peak (B) | accuracy | windows | worker |",
+        "| variant | VLEN | IREE flags | instructions / inference (median) | firmware .text (B) | heap peak (B) "
+        "| accuracy | windows | worker |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, result in results.items():
@@ -101,8 +105,8 @@ def main() -> int:
     args = parser.parse_args()
     variants = automation.check_variants([v for v in args.variants.split(",") if v])
 
-    with tempfile.TemporaryDirectory(prefix="wand-sweep-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="wand-sweep-") as tmp_name:
+        tmp = Path(tmp_name)
         root = Path(args.root).resolve() if args.root else tmp / "artifacts"
         home = tmp / "dagster-home"
         home.mkdir()
@@ -116,9 +120,10 @@ def main() -> int:
                     "WAND_CELERY_BACKEND": broker.rsplit("/", 1)[0] + "/1",
                 }
             )
+            toolchain = FirmwareToolchain(build_root=str(root.parent / f"{root.name}-build"))
             resources = {
                 "artifact_store": ArtifactStoreResource(root=str(root)),
-                "toolchain": FirmwareToolchain(build_root=str(root.parent / f"{root.name}-build")),
+                "toolchain": toolchain,
                 **({"gates": QualityGates(min_test_accuracy=0.5)} if args.quick else {}),
             }
             with dg.DagsterInstance.get() as instance:
@@ -137,7 +142,7 @@ def main() -> int:
                     "ops": {"device_evaluation": {"config": {"windows": args.windows, "force": args.force}}},
                     "resources": {
                         "artifact_store": {"config": {"root": str(root)}},
-                        "toolchain": {"config": {"build_root": resources["toolchain"].build_root}},
+                        "toolchain": {"config": {"build_root": toolchain.build_root}},
                     },
                 }
                 names = [f"wand-{i + 1}" for i in range(args.workers)]

@@ -51,8 +51,10 @@ def start_python(code: str, *args: str) -> subprocess.Popen:
 
 def read_line(process: subprocess.Popen, timeout_s: float) -> str:
     """The child's next stdout line; fails with its stderr if none comes in time."""
-    ready, _, _ = select.select([process.stdout], [], [], timeout_s)
-    line = process.stdout.readline() if ready else ""
+    stdout = process.stdout
+    assert stdout is not None  # start_python pipes it
+    ready, _, _ = select.select([stdout], [], [], timeout_s)
+    line = stdout.readline() if ready else ""
     if not line:
         process.kill()
         raise AssertionError(f"the child printed nothing within {timeout_s:.0f} s; stderr:\n{process.communicate(timeout=30)[1]}")

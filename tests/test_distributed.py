@@ -18,6 +18,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -92,11 +93,16 @@ def test_postgres_and_redis_servers_are_gone_after_an_error_inside_their_blocks(
     """Teardown on failure: the servers stop, their ports close and the cluster's folder goes."""
     _require_postgres_server()
     _require_redis_server()
-    seen = {}
-    with pytest.raises(ZeroDivisionError), servers.local_postgres() as pg, servers.local_redis(tmp_path / "redis") as url:
-        seen.update(pg=pg, redis_port=int(url.rsplit(":", 1)[1].split("/")[0]))
-        assert listening(pg.port) and listening(seen["redis_port"])
-        1 / 0
+    seen: dict[str, Any] = {}
+
+    def fail_inside_both_blocks() -> None:
+        with servers.local_postgres() as pg, servers.local_redis(tmp_path / "redis") as url:
+            seen.update(pg=pg, redis_port=int(url.rsplit(":", 1)[1].split("/")[0]))
+            assert listening(pg.port) and listening(seen["redis_port"])
+            raise ZeroDivisionError("inside both blocks")
+
+    with pytest.raises(ZeroDivisionError):
+        fail_inside_both_blocks()
     assert not listening(seen["pg"].port) and not listening(seen["redis_port"])
     assert not seen["pg"].data_dir.parent.exists()
 
@@ -216,7 +222,7 @@ def test_postgres_instance_holds_two_concurrent_device_materializations(shared_i
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
-        for target, proc in procs.items():
+        for proc in procs.values():
             proc.wait(timeout=CLI_TIMEOUT_S)
     finally:
         for proc in procs.values():
@@ -262,17 +268,24 @@ def test_postgres_instance_holds_two_concurrent_device_materializations(shared_i
 
 def celery_workers_by_step(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
     """step key → the Celery worker (node name) that ran it, from dagster-celery's engine events."""
-    where = {}
+    where: dict[str, str] = {}
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        data = entry.dagster_event.event_specific_data
-        metadata = getattr(data, "metadata", None) or {}
+        event = entry.dagster_event
+        assert event is not None  # of_type=ENGINE_EVENT: every entry is a Dagster event
+        metadata = getattr(event.event_specific_data, "metadata", None) or {}
         if "Celery worker" in metadata:
+            assert entry.step_key is not None  # dagster-celery reports the worker per step
             where[entry.step_key] = metadata["Celery worker"].value
     return where
 
 
 def step_pids(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
-    return {e.step_key: e.dagster_event.pid for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)}
+    pids: dict[str, int] = {}
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START):
+        event = entry.dagster_event
+        assert entry.step_key is not None and event is not None and event.pid is not None  # a step's own process started
+        pids[entry.step_key] = event.pid
+    return pids
 
 
 def test_celery_sweep_spreads_device_variants_over_two_workers(
@@ -322,6 +335,5 @@ def test_celery_sweep_spreads_device_variants_over_two_workers(
         expected = in_process_results(device_pipeline, variant)
         assert_same_device_results(pd.read_parquet(metadata["path"].value), expected, DEVICE_WINDOWS)
         assert metadata["instructions_per_inference_median"].value == float(np.median(expected["inference_instructions"]))
-        print(
-            f"\n{variant}: device evaluation on {ran_on[variant]}, {metadata['instructions_per_inference_median'].value:,.0f} instructions per inference"
-        )
+        median = metadata["instructions_per_inference_median"].value
+        print(f"\n{variant}: device evaluation on {ran_on[variant]}, {median:,.0f} instructions per inference")

@@ -54,7 +54,7 @@ def fake_iree_tree(root: Path, version: str) -> Path:
 @needs_toolchain
 @pytest.mark.parametrize("target", DEVICE_TARGETS)
 def test_protocol_only_firmware_builds_without_iree(tmp_path, target):
-    lines = []
+    lines: list[str] = []
     out = tmp_path / "out" / f"{target}.elf"
     fw = build_firmware(target, None, tmp_path / "build", out, protocol_only=True, log=lines.append)
     assert fw.path == out and fw.protocol_only
@@ -108,7 +108,7 @@ def test_build_dir_configured_for_another_target_is_rebuilt(tmp_path):
     first, second = DEVICE_TARGETS[:2]
     build = tmp_path / "build"
     build_firmware(first, None, build, tmp_path / "a.elf", protocol_only=True, log=lambda _: None)
-    lines = []
+    lines: list[str] = []
     fw = build_firmware(second, None, build, tmp_path / "b.elf", protocol_only=True, log=lines.append)
     assert fw.target == second
     assert any("starting afresh" in line for line in lines)

@@ -4,6 +4,7 @@ sequence, the missing-Renode message, the profiler dump parser and the renode_st
 import dataclasses
 import struct
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from wand_assets.device.renode import installation
 from wand_assets.device.renode import stats as renode_stats
 from wand_assets.device.renode.board import BOARD_SCRIPT, render_board
 from wand_assets.device.renode.plan import RenodeSetup, make_plan, monitor_variable_name, setup_commands
-from wand_assets.device.renode.session import RenodeSession
+from wand_assets.device.renode.session import RenodeSession, WorkerConnection
 from wand_assets.device.renode.sniffer import MarkingPort
 
 # --- board and setup -------------------------------------------------------------------------------
@@ -175,7 +176,8 @@ def test_renode_is_a_known_backend():
 
 class FakePort:
     def __init__(self, replies: bytes):
-        self.replies, self.written, self.timeout = bytearray(replies), [], 1.0
+        self.replies, self.timeout = bytearray(replies), 1.0
+        self.written: list[bytes] = []
 
     def write(self, data):
         self.written.append(bytes(data))
@@ -412,7 +414,7 @@ def test_session_sums_opcode_counts_over_process_requests(tmp_path):
             {"instructions": 560, "virtual_s": 0.6, "opcodes": {"addi": 80, "vle32.v": 70}},
         ]
     )
-    session = RenodeSession(worker, plan, "Renode test")
+    session = RenodeSession(cast(WorkerConnection, worker), plan, "Renode test")  # only call() is used
     for label in ("process_start", "process_end") * 2:
         session.mark(label)
     assert session.process_opcodes == {"addi": 50, "vle32.v": 70}
@@ -424,7 +426,7 @@ def test_a_cut_off_dump_fails_the_session_statistics(tmp_path):
     (tmp_path / "fw.elf").write_bytes(b"\x7fELF")
     plan = make_plan(tmp_path / "fw.elf", get_target("rv32imf"), tmp_path / "w", RenodeSetup())
     Path(plan.profiler_dump).write_bytes(synthetic_dump(truncate=1))
-    session = RenodeSession(ScriptedWorker([]), plan, "Renode test")
+    session = RenodeSession(cast(WorkerConnection, ScriptedWorker([])), plan, "Renode test")  # only call() is used
     session.loop_start = {"opcodes": {}, "instructions": 0, "virtual_s": 0.0}
     session.finish = {"opcodes": {}, "instructions": 10, "virtual_s": 0.019}
     with pytest.raises(renode_stats.ProfilerDumpTruncated, match=plan.profiler_dump):

@@ -130,6 +130,8 @@ def test_report_has_a_current_device_row_per_target(device_pipeline):
         assert target in section and f"{instructions:,.0f}" in section
     (report,) = [m for r in device_pipeline.results for m in r.asset_materializations_for_node("evaluation_report")]
     rows = [row.data for row in report.metadata["device_results"].value.records]
+    variants = markdown.split("### Variants", 1)[1].split("\n## ", 1)[0]
+    assert all(t in variants for t in TESTED_TARGETS) and "Pareto plot of the variants" in variants
     expected = {t: "current" if t in TESTED_TARGETS else "missing" for t in DEVICE_TARGETS}
     assert {r["target"]: r["status"] for r in rows} == expected
     for row in rows:

@@ -124,6 +124,12 @@ def test_report_shows_renode_statistics_per_target(renode_run):
     markdown = (entry / "report.md").read_text()
     for target in TESTED_TARGETS:
         assert f"Renode statistics — {target}" in markdown
+    variants = markdown.split("### Variants", 1)[1].split("\n### ", 1)[0]
+    for target in TESTED_TARGETS:
+        per_pass = json.loads((device_entry(instance, target) / "renode_stats.json").read_text())[
+            "instructions_per_inference_pass"
+        ]
+        assert f"{per_pass:,.0f}" in variants  # Kenning's definition, from the Renode session
     assert "data:image/png;base64," in (entry / "report.html").read_text()
 
 

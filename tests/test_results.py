@@ -13,7 +13,7 @@ from wand_assets.data.windows import WindowSet
 from wand_assets.device.firmware_build import ELF_NAME
 from wand_assets.device.results import EvaluationInputs, assemble, parity
 from wand_assets.device.session import DeviceRun
-from wand_assets.report.build import ReportInputs, device_status
+from wand_assets.report.build import ReportInputs, device_status, pareto_front
 
 N = 5
 
@@ -117,3 +117,9 @@ def test_device_results_are_current_stale_or_missing(tmp_path):
     assert all(status[t] == "missing" for t in DEVICE_TARGETS[2:])
     inputs = ReportInputs(tmp_path, tmp_path, tmp_path, tmp_path, tmp_path, compiled=compiled, firmware=firmware)
     assert {row["status"] for row in device_status(inputs)} == {"missing"}
+
+
+def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes():
+    points = {"small_slow": (100.0, 300.0), "big_fast": (200.0, 80.0), "dominated": (250.0, 90.0), "tie_fast": (200.0, 80.0)}
+    assert pareto_front(points) == {"small_slow", "big_fast", "tie_fast"}
+    assert pareto_front({"only": (1.0, 1.0)}) == {"only"}

@@ -91,3 +91,20 @@ def bar_png(labels, values, title: str, ylabel: str) -> bytes:
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     return figure_png(fig)
+
+
+def pareto_png(points: dict[str, tuple[float, float]], front: set[str], xlabel: str, ylabel: str, title: str) -> bytes:
+    """A scatter of named points, the Pareto front (lower is better on both axes) drawn as a step line."""
+    fig, ax = new_figure(6.5, 4.0)
+    for name, (x, y) in points.items():
+        on_front = name in front
+        ax.scatter([x], [y], color="tab:red" if on_front else "tab:gray", zorder=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if front:
+        xs, ys = zip(*sorted(points[n] for n in front), strict=True)
+        ax.step(xs, ys, where="post", color="tab:red", alpha=0.5, label="Pareto front")
+        ax.legend(fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return figure_png(fig)

@@ -179,7 +179,7 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
         )
         medians = {t: s["instructions_per_inference_median"] for t, s in device.items()}
         scalar = [t for t in medians if not TARGETS[t].has_vector]
-        vector = [t for t in medians if TARGETS[t].has_vector]
+        vector = sorted((t for t in medians if TARGETS[t].has_vector and TARGETS[t].iree_optimise), key=medians.__getitem__)
         if scalar and vector:
             speedup = medians[scalar[0]] / medians[vector[0]]
             summary["vector_speedup"] = speedup
@@ -192,6 +192,7 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
                 "instructions per inference by target",
             )
         )
+        _variants_section(report, inputs, device, summary)
         for t, d in devices.items():
             renode = d / "renode_stats.json"
             if renode.is_file():
@@ -224,6 +225,72 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
         rows.append([f"simulator {t}", "", f"{s['simulator'].get('name')} — {s['simulator'].get('version')}"])
     report.add(Table(["artifact", "sha256", "made with"], rows))
     return report, summary
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
+    """The names that no other point beats on both axes (lower is better on each)."""
+    return {
+        name
+        for name, (x, y) in points.items()
+        if not any(ox <= x and oy <= y and (ox < x or oy < y) for other, (ox, oy) in points.items() if other != name)
+    }
+
+
+def _variants_section(report: Report, inputs: ReportInputs, device: dict[str, dict], summary: dict) -> None:
+    """Every evaluated (current) device variant side by side, and which are Pareto-optimal in
+    instructions per inference against firmware `.text`."""
+    rows, points = [], {}
+    for t, s in device.items():
+        text = _json(inputs.firmware[t] / "build.json")["text_bytes"]
+        marginal = s["instructions_per_inference_median"]
+        kenning = (s.get("renode") or {}).get("instructions_per_inference_pass")
+        points[t] = (float(text), float(marginal))
+        rows.append(
+            [
+                t,
+                marginal,
+                f"{kenning:,.0f}" if kenning else "(Renode only)",
+                text,
+                s["final_stats"].get("heap_bytes_peak", 0),
+                s["accuracy"],
+                s["simulator"].get("name", ""),
+            ]
+        )
+    front = pareto_front(points)
+    for row in rows:
+        row.append("yes" if row[0] in front else "")
+    summary["pareto_front"] = sorted(front)
+    report.add(Heading("Variants", 3))
+    report.add(
+        Table(
+            [
+                "target",
+                "instructions/inference (marginal, median)",
+                "instructions per pass (Kenning's definition)",
+                ".text (B)",
+                "heap peak (B)",
+                "accuracy",
+                "simulator",
+                "Pareto-optimal",
+            ],
+            rows,
+            "Marginal: the device's minstret around one invoke; Kenning's definition: every instruction of the "
+            "Renode session divided by the windows (only Renode counts it today)",
+        )
+    )
+    if len(points) > 1:
+        report.add(
+            Figure(
+                plots.pareto_png(
+                    points,
+                    front,
+                    "firmware .text (bytes)",
+                    "instructions per inference",
+                    "instructions against code size (lower left is better)",
+                ),
+                "Pareto plot of the variants",
+            )
+        )
 
 
 def _renode_section(report: Report, target: str, stats: dict) -> None:

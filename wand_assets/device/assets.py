@@ -72,9 +72,8 @@ def firmware(
         FIRMWARE_CODE_VERSION,
     )
     if (entry := stage.cached(fp)) is None:
-        # One build tree per target and fingerprint under the artifact root; a second run of the same
-        # build waits for the first instead of sharing its tree.
-        build_dir = (Path(toolchain.build_root) if toolchain.build_root else store.root / "build") / "firmware" / target.name / fp
+        # A second run of the same build waits for the first instead of sharing its tree.
+        build_dir = toolchain.build_dir(store.root, target.name, fp)
         log_path = build_dir / firmware_build.BUILD_LOG_NAME
         context.log.info(f"{target.name}: building the firmware; the full compiler output goes to {log_path}")
         with exclusive(build_dir.with_name(build_dir.name + ".lock")):

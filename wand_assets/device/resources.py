@@ -15,15 +15,16 @@ class FirmwareToolchain(dg.ConfigurableResource):
     installed compiler's release, ``firmware_build.IREE_SOURCE_VERSION``)."""
 
     iree_source_dir: str = ""
-    build_root: str = ""  # CMake build trees; empty: <artifact root>/../wand-build or ./.wand-build
+    build_root: str = ""  # where the CMake build trees live; empty: <artifact root>/build
     build_timeout_s: float = 1800.0
 
     def iree_source(self) -> Path:
         return firmware_build.resolve_iree_source(self.iree_source_dir or None)
 
-    def build_dir(self, target: str) -> Path:
-        root = Path(self.build_root) if self.build_root else artifacts.default_artifact_root().parent / "wand-build"
-        return root / target
+    def build_dir(self, artifact_root: Path, target: str, fingerprint: str) -> Path:
+        """One build tree per target and fingerprint, so two runs never share one."""
+        root = Path(self.build_root) if self.build_root else artifact_root / "build"
+        return root / "firmware" / target / fingerprint
 
 
 class SimulatorResource(dg.ConfigurableResource):

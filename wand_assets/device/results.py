@@ -15,16 +15,9 @@ from wand_assets.core.metrics import classification_metrics
 from wand_assets.core.targets import Target
 from wand_assets.data.dataset import CLASSES
 from wand_assets.data.windows import WindowSet
+from wand_assets.device.protocol import LEGACY_STATS_FIELDS  # the seed's six fields, Kenning's allocation_stats
 from wand_assets.device.session import DeviceRun
 
-ALLOCATION_FIELDS = (
-    "host_bytes_peak",
-    "host_bytes_allocated",
-    "host_bytes_freed",
-    "device_bytes_peak",
-    "device_bytes_allocated",
-    "device_bytes_freed",
-)  # the seed's six STATS fields, under Kenning's `allocation_stats`
 RENODE_MEASUREMENT_KEYS = (
     "opcode_counters",
     "profiler_timestamps",
@@ -117,7 +110,7 @@ def assemble(
         "eval_confusion_matrix": metrics.confusion.tolist(),
         "total": len(test),
         "class_names": list(CLASSES),
-        "allocation_stats": {k: run.final_stats.get(k) for k in ALLOCATION_FIELDS},
+        "allocation_stats": {k: run.final_stats.get(k) for k in LEGACY_STATS_FIELDS},
         "compiled_model_size": vmfb_bytes,
     }
     if renode:

@@ -10,6 +10,7 @@ even with several runs on one artifact root and one instance.
 """
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -31,28 +32,38 @@ def _entry_of(record) -> Path:
     return Path(metadata[ENTRY].value)
 
 
-def _in_run(instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey, partition: str | None):
-    for event in reversed(instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)):
-        materialization = event.asset_materialization
-        if materialization and materialization.asset_key == key and materialization.partition == partition:
-            return dg.EventLogRecord(storage_id=0, event_log_entry=event)
-    return None
-
-
-def upstream_record(instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey, partition: str | None):
-    """The materialization of ``key`` [``partition``] a step of ``run_id`` reads: its own run's, else its
-    chain's newest, else the latest; None if there is none."""
-    if (record := _in_run(instance, run_id, key, partition)) is not None:
-        return record
+def _run_and_chain_materializations(instance: dg.DagsterInstance, run_id: str) -> dict[tuple[dg.AssetKey, str | None], Any]:
+    """What ``run_id`` and the other runs of its chain materialized, by (asset, partition): the run's
+    own newest first, then the chain's runs newest first; the first one found for a key stands."""
+    runs = [run_id]
     run = instance.get_run_by_id(run_id)
     if run is not None and (chain := run.tags.get(CHAIN_TAG)):
-        for other in instance.get_runs(filters=dg.RunsFilter(tags={CHAIN_TAG: chain})):  # newest first
-            if other.run_id != run_id and (record := _in_run(instance, other.run_id, key, partition)) is not None:
-                return record
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
-    ).records
-    return records[0] if records else None
+        runs += [r.run_id for r in instance.get_runs(filters=dg.RunsFilter(tags={CHAIN_TAG: chain})) if r.run_id != run_id]
+    found: dict[tuple[dg.AssetKey, str | None], Any] = {}
+    for rid in runs:
+        for event in reversed(instance.all_logs(rid, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)):
+            if (materialization := event.asset_materialization) is not None:
+                found.setdefault(
+                    (materialization.asset_key, materialization.partition), dg.EventLogRecord(storage_id=0, event_log_entry=event)
+                )
+    return found
+
+
+def upstream_records(instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey, partitions: list[str | None]) -> dict:
+    """The materialization of ``key`` per partition that a step of ``run_id`` reads: its own run's, else
+    its chain's newest, else the latest; partitions never materialized are left out."""
+    in_chain = _run_and_chain_materializations(instance, run_id)
+    chosen = {}
+    for partition in partitions:
+        record = in_chain.get((key, partition))
+        if record is None:
+            latest = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition else None), limit=1
+            ).records
+            record = latest[0] if latest else None
+        if record is not None:
+            chosen[partition] = record
+    return chosen
 
 
 def latest_entry(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> Path:
@@ -85,7 +96,7 @@ class ArtifactHandoff(dg.ConfigurableIOManager):
         if context.step_context.has_partition_key:  # one target's step reads that target's upstream
             (partition,) = context.asset_partition_keys
             return self._one(context, key, run_id, partition)
-        found = {p: r for p in context.asset_partition_keys if (r := upstream_record(context.instance, run_id, key, p))}
+        found = upstream_records(context.instance, run_id, key, list(context.asset_partition_keys))
         entries = {p: _entry_of(r) for p, r in found.items()}
         # (Dagster keeps input metadata per partition only; a many-partition read goes to the log.)
         context.log.info(
@@ -96,7 +107,7 @@ class ArtifactHandoff(dg.ConfigurableIOManager):
 
     @staticmethod
     def _one(context: dg.InputContext, key: dg.AssetKey, run_id: str, partition: str | None) -> Path:
-        record = upstream_record(context.instance, run_id, key, partition)
+        record = upstream_records(context.instance, run_id, key, [partition]).get(partition)
         label = key.to_user_string() + (f" [{partition}]" if partition else "")
         if record is None:
             raise MissingUpstream(f"{label} was never materialized: materialize it first")

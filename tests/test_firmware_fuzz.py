@@ -1,4 +1,5 @@
-"""libFuzzer harness over the firmware's frame parser, dispatcher and state machine (host build)."""
+"""libFuzzer harness over the firmware's protocol detection, both frame parsers (legacy and KenningProtocol),
+the dispatcher and the state machine (host build)."""
 
 import shutil
 import subprocess
@@ -11,6 +12,9 @@ from wand_assets.device.firmware_build import FIRMWARE_DIR
 SOURCES = [
     FIRMWARE_DIR / "fuzz" / "frame_fuzzer.c",
     FIRMWARE_DIR / "src" / "protocol.c",
+    FIRMWARE_DIR / "src" / "protocol_kenning.c",
+    FIRMWARE_DIR / "src" / "protocol_mux.c",
+    FIRMWARE_DIR / "src" / "runtime_stats.c",
     FIRMWARE_DIR / "src" / "iospec.c",
     FIRMWARE_DIR / "src" / "runtime_fake.c",
 ]

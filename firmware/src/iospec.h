@@ -62,6 +62,19 @@ bool wand_iospec_parse(const uint8_t* payload, size_t size,
                        uint32_t max_io_bytes, wand_iospec_t* out,
                        const char** out_reason);
 
+// The same description as Kenning v0.8.1+ serialises it (io_spec_serializer,
+// 356 bytes; KENNING_PROTOCOL_FACTS.md §3.2):
+//   0 num_input | 4 num_input_dim[2] | 12 input_shape: 8 u32, the inputs'
+//   dims concatenated | 44 input_data_type[2] (u8 code, u8 bits) |
+//   48 num_output | 52 num_output_dim[12] | 100 output_shape: 48 u32,
+//   concatenated | 292 output_data_type[12] | 316 entry_func[20] (not always
+//   NUL-terminated; empty means "module.main") | 336 model_name[20]
+// Every tensor must have the same dtype (wand_iospec_t has one).
+#define WAND_IOSPEC_KENNING_WIRE_SIZE 356u
+bool wand_iospec_parse_kenning(const uint8_t* payload, size_t size,
+                               uint32_t max_io_bytes, wand_iospec_t* out,
+                               const char** out_reason);
+
 // Bytes per element of |dtype|.
 uint32_t wand_dtype_size(wand_dtype_t dtype);
 

@@ -1,11 +1,12 @@
-// The Kenning legacy-protocol server: bring up the UART and the runtime, say
+// The Kenning protocol server (legacy and KenningProtocol framing, told apart
+// per request: protocol_mux.h): bring up the UART and the runtime, say
 // "Runtime started" on the log channel, then serve requests forever.
 
 #include <stdint.h>
 
 #include "board.h"
 #include "log.h"
-#include "protocol.h"
+#include "protocol_mux.h"
 #include "runtime.h"
 #include "uart.h"
 
@@ -47,15 +48,15 @@ int main(void) {
     return WAND_EXIT_INIT_FAILED;
   }
 
-  wand_server_t server;
+  static wand_mux_t server;  // static: the replay transport points into it
   const wand_transport_t transport = {
       .self = &uart,
       .wait_byte = uart_wait_byte,
       .read = uart_read,
       .write = uart_write,
   };
-  if (!wand_server_init(&server, transport, runtime, message_buffer,
-                        sizeof(message_buffer))) {
+  if (!wand_mux_init(&server, transport, runtime, message_buffer,
+                     sizeof(message_buffer))) {
     wand_log("FATAL: protocol server init failed");
     return WAND_EXIT_INIT_FAILED;
   }
@@ -64,7 +65,7 @@ int main(void) {
   wand_log("WARNING: TEST-ONLY protocol firmware, no inference (fake runtime)");
 #endif
   wand_log("Runtime started");
-  while (wand_server_step(&server)) {
+  while (wand_mux_step(&server)) {
   }
   return 0;
 }

@@ -113,8 +113,14 @@ static bool handle_iospec(wand_server_t* server, const uint8_t* payload,
                           size_t size, size_t* reply_size) {
   wand_iospec_t spec;
   const char* reason = NULL;
-  if (!wand_iospec_parse(payload, size, WAND_MAX_PAYLOAD_SIZE, &spec,
-                         &reason)) {
+  // The length tells Kenning v0.8.0's struct from v0.8.1+'s (iospec.h).
+  const bool parsed =
+      size == WAND_IOSPEC_KENNING_WIRE_SIZE
+          ? wand_iospec_parse_kenning(payload, size, WAND_MAX_PAYLOAD_SIZE,
+                                      &spec, &reason)
+          : wand_iospec_parse(payload, size, WAND_MAX_PAYLOAD_SIZE, &spec,
+                              &reason);
+  if (!parsed) {
     wand_log("protocol: IOSPEC rejected: %s", reason);
     return false;
   }
@@ -197,40 +203,24 @@ static bool handle_stats(wand_server_t* server, size_t size,
   wand_runtime_stats_t stats;
   memset(&stats, 0, sizeof(stats));
   wand_runtime_get_stats(server->runtime, &stats);
-  // Order and names are part of the wire contract (PROTOCOL.md).
-  const struct {
-    const char* name;
-    uint64_t value;
-  } records[] = {
-      {"host_bytes_peak", stats.host_bytes_peak},
-      {"host_bytes_allocated", stats.host_bytes_allocated},
-      {"host_bytes_freed", stats.host_bytes_freed},
-      {"device_bytes_peak", stats.device_bytes_peak},
-      {"device_bytes_allocated", stats.device_bytes_allocated},
-      {"device_bytes_freed", stats.device_bytes_freed},
-      {"inference_instructions", stats.inference_instructions},
-      {"inference_cycles", stats.inference_cycles},
-      {"inference_mtime_ticks", stats.inference_mtime_ticks},
-      {"mtime_hz", stats.mtime_hz},
-      {"inference_count", stats.inference_count},
-      {"heap_bytes_peak", stats.heap_bytes_peak},
-      {"stack_bytes_peak", stats.stack_bytes_peak},
-  };
-  const size_t count = sizeof(records) / sizeof(records[0]);
+  const size_t count = wand_runtime_stat_field_count;
   uint8_t* out = payload_of(server);
   for (size_t i = 0; i < count; ++i) {
+    const wand_runtime_stat_field_t* field = &wand_runtime_stat_fields[i];
     uint8_t* record = out + i * WAND_STATS_RECORD_SIZE;
     memset(record, 0, WAND_STATS_NAME_SIZE);
-    size_t name_length = strlen(records[i].name);  // < 32 by construction
-    memcpy(record, records[i].name, name_length);
-    write_u64(record + WAND_STATS_NAME_SIZE, records[i].value);
+    size_t name_length = strlen(field->name);  // < 32 by construction
+    memcpy(record, field->name, name_length);
+    write_u64(record + WAND_STATS_NAME_SIZE,
+              wand_runtime_stat_value(&stats, field));
   }
   *reply_size = count * WAND_STATS_RECORD_SIZE;
   return true;
 }
 
-static bool dispatch(wand_server_t* server, uint32_t type,
-                     const uint8_t* payload, size_t size, size_t* reply_size) {
+bool wand_server_dispatch(wand_server_t* server, uint32_t type,
+                          const uint8_t* payload, size_t size,
+                          size_t* reply_size) {
   switch (type) {
     case WAND_MSG_IOSPEC:
       return handle_iospec(server, payload, size, reply_size);
@@ -290,7 +280,8 @@ bool wand_server_step(wand_server_t* server) {
   }
 
   size_t reply_size = 0;
-  if (dispatch(server, type, payload, payload_size, &reply_size)) {
+  if (wand_server_dispatch(server, type, payload, payload_size,
+                           &reply_size)) {
     send_reply(server, WAND_MSG_OK, reply_size);
   } else {
     send_error(server);

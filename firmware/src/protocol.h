@@ -84,4 +84,18 @@ bool wand_server_init(wand_server_t* server, wand_transport_t transport,
 // the transport has ended.
 bool wand_server_step(wand_server_t* server);
 
+// Runs request |type| (DATA … IOSPEC; the numbers are the same in both
+// Kenning protocols) on the model state machine. |payload| must be the
+// buffer's payload area, where a reply payload of *reply_size bytes is left.
+// Returns false when the request failed (the reason is logged). The other
+// framing (protocol_kenning.c) reuses this.
+bool wand_server_dispatch(wand_server_t* server, uint32_t type,
+                          const uint8_t* payload, size_t size,
+                          size_t* reply_size);
+
+// The buffer's payload area (where requests land and replies are built).
+static inline uint8_t* wand_server_payload(wand_server_t* server) {
+  return server->buffer + WAND_BUFFER_PAYLOAD_OFFSET;
+}
+
 #endif  // WAND_PROTOCOL_H_

@@ -21,25 +21,45 @@
 
 typedef struct wand_runtime_t wand_runtime_t;
 
-// Values reported by STATS (see PROTOCOL.md for the record names and order).
+// Values reported by STATS, in wire order (PROTOCOL.md has the meanings).
+// Both protocols' STATS replies walk this one list, so a field added here is
+// reported by both without further changes. Names must stay < 32 bytes.
+#define WAND_RUNTIME_STATS_FIELDS(X)                                    \
+  /* IREE HAL device allocator statistics (the seed's six, in order). */ \
+  X(host_bytes_peak)                                                    \
+  X(host_bytes_allocated)                                               \
+  X(host_bytes_freed)                                                   \
+  X(device_bytes_peak)                                                  \
+  X(device_bytes_allocated)                                             \
+  X(device_bytes_freed)                                                 \
+  /* Counter deltas around the last iree_vm_invoke. */                  \
+  X(inference_instructions) /* minstret */                              \
+  X(inference_cycles)       /* mcycle */                                \
+  X(inference_mtime_ticks)  /* CLINT mtime */                           \
+  X(mtime_hz)                                                           \
+  X(inference_count) /* successful invocations since boot */            \
+  /* Board-level high-water marks (0 when not measured). */             \
+  X(heap_bytes_peak)                                                    \
+  X(stack_bytes_peak)
+
 typedef struct wand_runtime_stats_t {
-  // IREE HAL device allocator statistics.
-  uint64_t host_bytes_peak;
-  uint64_t host_bytes_allocated;
-  uint64_t host_bytes_freed;
-  uint64_t device_bytes_peak;
-  uint64_t device_bytes_allocated;
-  uint64_t device_bytes_freed;
-  // Counter deltas around the last iree_vm_invoke.
-  uint64_t inference_instructions;  // minstret
-  uint64_t inference_cycles;        // mcycle
-  uint64_t inference_mtime_ticks;   // CLINT mtime
-  uint64_t mtime_hz;
-  uint64_t inference_count;         // successful invocations since boot
-  // Board-level high-water marks (0 when not measured).
-  uint64_t heap_bytes_peak;
-  uint64_t stack_bytes_peak;
+#define WAND_STATS_MEMBER(name) uint64_t name;
+  WAND_RUNTIME_STATS_FIELDS(WAND_STATS_MEMBER)
+#undef WAND_STATS_MEMBER
 } wand_runtime_stats_t;
+
+// The fields above as (name, offset) rows, for code that reports them all.
+typedef struct wand_runtime_stat_field_t {
+  const char* name;
+  size_t offset;  // of the uint64_t in wand_runtime_stats_t
+} wand_runtime_stat_field_t;
+
+extern const wand_runtime_stat_field_t wand_runtime_stat_fields[];
+extern const size_t wand_runtime_stat_field_count;
+
+// The value of |field| in |stats|.
+uint64_t wand_runtime_stat_value(const wand_runtime_stats_t* stats,
+                                 const wand_runtime_stat_field_t* field);
 
 // Creates the runtime (instance and device live until reset).
 bool wand_runtime_create(wand_runtime_t** out_runtime);

@@ -40,6 +40,15 @@ _DTYPE_CODES = {
 }
 
 
+# Kenning v0.8.1+'s IOSPEC (io_spec_serializer; KENNING_PROTOCOL_FACTS.md §3.2): num_input,
+# num_input_dim[2], 8 input dims concatenated, (code, bits) per input, num_output, num_output_dim[12],
+# 48 output dims concatenated, (code, bits) per output, entry_func[20], model_name[20].
+KENNING_IOSPEC_STRUCT = struct.Struct("<I2I8I2HI12I48I12H20s20s")
+KENNING_IOSPEC_SIZE = KENNING_IOSPEC_STRUCT.size
+assert KENNING_IOSPEC_SIZE == 356
+_KENNING_DTYPE_KINDS = {"i": 0, "u": 1, "f": 2}  # int, uint, float (DLPack-like codes)
+
+
 class IOSpecError(ValueError):
     pass
 
@@ -125,6 +134,41 @@ class ModelIOSpec:
             _DTYPE_CODES[dtype].encode(),
             _name_field(self.entry_func),
             _name_field(self.model_name),
+        )
+
+    def pack_kenning(self) -> bytes:
+        """The 356-byte IOSPEC Kenning v0.8.1+'s UART host sends (from ``processed_input`` and ``output``)."""
+
+        def tensors(specs, count, slots):
+            ranks, dims, types = [0] * count, [], [0] * count
+            for i, t in enumerate(specs):
+                dtype = np.dtype(t.dtype)
+                if dtype.kind not in _KENNING_DTYPE_KINDS or not 1 <= len(t.shape) <= MAX_INPUT_DIMS:
+                    raise IOSpecError(f"tensor {t.name!r} ({t.dtype}, {len(t.shape)} dims) has no Kenning IOSPEC form")
+                ranks[i] = len(t.shape)
+                dims += t.shape
+                types[i] = _KENNING_DTYPE_KINDS[dtype.kind] | (dtype.itemsize * 8) << 8
+            if len(dims) > slots:
+                raise IOSpecError(f"{len(dims)} dims in all; Kenning's IOSPEC holds {slots}")
+            return ranks, dims + [0] * (slots - len(dims)), types
+
+        if not 1 <= len(self.inputs) <= MAX_INPUTS or not 1 <= len(self.outputs) <= MAX_OUTPUTS:
+            raise IOSpecError(
+                f"{len(self.inputs)} inputs, {len(self.outputs)} outputs; allowed 1..{MAX_INPUTS}, 1..{MAX_OUTPUTS}"
+            )
+        in_ranks, in_dims, in_types = tensors(self.inputs, MAX_INPUTS, MAX_INPUTS * MAX_INPUT_DIMS)
+        out_ranks, out_dims, out_types = tensors(self.outputs, MAX_OUTPUTS, MAX_OUTPUTS * MAX_INPUT_DIMS)
+        return KENNING_IOSPEC_STRUCT.pack(
+            len(self.inputs),
+            *in_ranks,
+            *in_dims,
+            *in_types,
+            len(self.outputs),
+            *out_ranks,
+            *out_dims,
+            *out_types,
+            self.entry_func.encode("ascii")[:NAME_BYTES],
+            self.model_name.encode("ascii")[:NAME_BYTES],
         )
 
     @property

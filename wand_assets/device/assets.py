@@ -31,11 +31,10 @@ from wand_assets.core.targets import get_target
 from wand_assets.data.dataset import CLASSES
 from wand_assets.data.windows import WindowSet
 from wand_assets.device import firmware_build, results
-from wand_assets.device.protocol import DeviceClient
 from wand_assets.device.regression import Tolerances, find_regressions
 from wand_assets.device.renode import stats as renode_stats
 from wand_assets.device.resources import FirmwareToolchain, SimulatorResource
-from wand_assets.device.session import evaluate_on_device
+from wand_assets.device.session import device_client, evaluate_on_device
 from wand_assets.training.model import as_model_input
 
 FIRMWARE_CODE_VERSION = "1"
@@ -153,7 +152,8 @@ def device_evaluation(
     gesture_windows: Path,
     host_evaluation: Path,
 ):
-    """The whole test split on the simulated device over Kenning's UART protocol.
+    """The whole test split on the simulated device over Kenning's UART protocol (the simulator's ``protocol``:
+    legacy or KenningProtocol; metadata ``protocol`` says which).
 
     IOSPEC + MODEL once, then DATA / PROCESS / OUTPUT (+ STATS for the device's own instruction count)
     per window. Results: `results.parquet` per window and `measurements.json` in Kenning's vocabulary.
@@ -185,15 +185,18 @@ def device_evaluation(
         # A private folder per session (logs, ptys, Renode's profiler dump of ~1 GB), gone afterwards.
         with tempfile.TemporaryDirectory(prefix=f"sim-{target.name}-{context.run_id[:8]}-", dir=scratch_root) as scratch:
             with simulator.session(elf, target, Path(scratch), context.log.info) as session:
+                client = device_client(
+                    simulator.protocol, session.port, timeout_s=simulator.request_timeout_s, log=context.log.info
+                )
                 run = evaluate_on_device(
-                    DeviceClient(session.port, timeout_s=simulator.request_timeout_s),
+                    client,
                     MODEL_IO,
                     vmfb.read_bytes(),
                     as_model_input(test.x),
                     log=context.log.info,
                     process_timeout_s=simulator.process_timeout_s,
                 )
-                sim_info = session.describe()
+                sim_info = {**session.describe(), "protocol": client.protocol}
             firmware_log = session.log_text()
         renode = getattr(session, "statistics", None)  # Renode-only; complete once the session has ended
         measured = results.assemble(
@@ -240,6 +243,8 @@ def device_evaluation(
             "host_predictions_sha256": summary["inputs"]["host"],
             "target": target.name,
             "simulator": f"{summary['simulator'].get('name')} {summary['simulator'].get('version', '')}".strip(),
+            # Evaluations from before the protocol choice spoke the legacy protocol.
+            "protocol": summary["simulator"].get("protocol", "legacy"),
             "windows": summary["windows"],
             "accuracy": metrics["accuracy"],
             "g_mean": metrics["g_mean"],

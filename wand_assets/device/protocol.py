@@ -134,6 +134,15 @@ def parse_stats(payload: bytes) -> dict[str, int]:
     )
 
 
+def request_type(data: bytes) -> int | None:
+    """The type of the request a host write starts (the client writes each frame at once), for sniffers."""
+    return HEADER.unpack_from(data)[1] if len(data) >= HEADER_SIZE else None
+
+
+PROCESS_REPLY_BYTES = HEADER_SIZE  # PROCESS is answered by an OK without payload
+PROTOCOL = "legacy"
+
+
 class Port(Protocol):
     """What the client needs from a pyserial port (``serial.serial_for_url(...)``)."""
 
@@ -158,6 +167,8 @@ _STATE_AFTER = {
 
 class DeviceClient:
     """Strict request/response over a port: every request waits for one reply within its timeout."""
+
+    protocol = PROTOCOL
 
     def __init__(self, port: Port, *, timeout_s: float = 30.0, read_chunk: int = 4096):
         self._port = port
@@ -207,6 +218,15 @@ class DeviceClient:
                 raise FramingError(f"reply to {message_type.name} in state '{self.state}': {exc}") from None
             if frames:  # bytes_wanted() never reads past the first frame
                 return frames[0]
+
+    def iospec_payload(self, io) -> bytes:
+        return io.pack()
+
+    def connect(self) -> None:
+        """The legacy protocol has no session handshake."""
+
+    def disconnect(self) -> None:
+        """The legacy protocol has no session end."""
 
     def load_iospec(self, iospec: bytes) -> None:
         self.request(MessageType.IOSPEC, iospec)

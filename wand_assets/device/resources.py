@@ -8,6 +8,7 @@ import dagster as dg
 
 from wand_assets.core import artifacts
 from wand_assets.device import firmware_build, renode, simulators
+from wand_assets.device.session import check_protocol
 
 
 class FirmwareToolchain(dg.ConfigurableResource):
@@ -35,9 +36,13 @@ class SimulatorResource(dg.ConfigurableResource):
     e.g. Kenning's Springbok files: a ``.resc``, its dependency files (each exposed as
     ``$<file name lower-cased, dots as underscores>``, the ELF as ``$bin``), monitor commands before
     and after start, the UART (or the pty the script creates), the log UART and the init message.
+
+    ``protocol``: what the host speaks on the UART, "legacy" (Kenning <= v0.8.0, the seed's; default) or
+    "kenning" (KenningProtocol, Kenning v0.8.1+). The firmware serves both.
     """
 
     backend: str = "qemu"
+    protocol: str = "legacy"
     boot_timeout_s: float = 30.0
     request_timeout_s: float = 30.0
     process_timeout_s: float = 120.0
@@ -68,7 +73,10 @@ class SimulatorResource(dg.ConfigurableResource):
 
     def identity(self) -> dict:
         """What about the simulator changes results (part of the evaluation's fingerprint)."""
+        check_protocol(self.protocol)
         identity: dict[str, Any] = {"backend": self.backend, "version": simulators.simulator_version(self.backend)}
+        if self.protocol != "legacy":  # so that evaluations over the legacy protocol keep their fingerprints
+            identity["protocol"] = self.protocol
         if self.backend == "renode":
             setup = asdict(self.renode_setup())
             board = [self.renode_resc] if self.renode_resc else [renode.BOARD_SCRIPT, renode.BOARD_TEMPLATE]
@@ -85,4 +93,5 @@ class SimulatorResource(dg.ConfigurableResource):
             boot_timeout_s=self.boot_timeout_s,
             log=log,
             renode_setup=self.renode_setup() if self.backend == "renode" else None,
+            protocol=self.protocol,
         )

@@ -1,6 +1,7 @@
 """Evaluating a model on a device over the UART protocol: the host side of one evaluation session.
 
-The sequence is the seed's (KENNING_FACTS §1.5): IOSPEC and MODEL once, then DATA / PROCESS / OUTPUT
+The sequence is the seed's (KENNING_FACTS §1.5), in either protocol (with KenningProtocol framed by
+the PING connect and disconnect of Kenning v0.8.2's host): IOSPEC and MODEL once, then DATA / PROCESS / OUTPUT
 for each window. After every PROCESS this client also asks STATS, whose named records carry the
 device's own instruction, cycle and timer counts for that inference — numbers measured on the
 device, not estimated by the host.
@@ -15,7 +16,27 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wand_assets.compilation.iospec import ModelIOSpec
-from wand_assets.device.protocol import DeviceClient
+from wand_assets.device import kenning_protocol, protocol
+from wand_assets.device.kenning_protocol import KenningClient
+from wand_assets.device.protocol import DeviceClient, Port
+
+# The wire protocols a device session can speak (the firmware serves both on one UART).
+PROTOCOLS = {protocol.PROTOCOL: protocol, kenning_protocol.PROTOCOL: kenning_protocol}
+
+
+def check_protocol(name: str) -> None:
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown device protocol {name!r}; available: {', '.join(PROTOCOLS)}")
+
+
+def device_client(
+    name: str, port: Port, *, timeout_s: float = 30.0, log: Callable[[str], None] = lambda _m: None
+) -> DeviceClient | KenningClient:
+    """The client for protocol ``name``: "legacy" (Kenning <= v0.8.0) or "kenning" (v0.8.1+)."""
+    check_protocol(name)
+    if name == kenning_protocol.PROTOCOL:
+        return KenningClient(port, timeout_s=timeout_s, on_log=lambda line: log(f"device log: {line}"))
+    return DeviceClient(port, timeout_s=timeout_s)
 
 
 @dataclass
@@ -31,7 +52,7 @@ class DeviceRun:
 
 
 def evaluate_on_device(
-    client: DeviceClient,
+    client: DeviceClient | KenningClient,
     io: ModelIOSpec,
     vmfb: bytes,
     windows: np.ndarray,
@@ -42,7 +63,8 @@ def evaluate_on_device(
 ) -> DeviceRun:
     """Run every window through the device; ``windows`` are already in the model's input layout."""
     started = time.monotonic()
-    client.load_iospec(io.pack())
+    client.connect()
+    client.load_iospec(client.iospec_payload(io))
     client.load_model(vmfb)
     setup = time.monotonic() - started
     log(f"model loaded on the device ({len(vmfb)} bytes) in {setup:.2f} s")
@@ -75,4 +97,5 @@ def evaluate_on_device(
                 f"device: {i + 1}/{n} windows, last inference {instructions[i]:,} instructions, "
                 f"{seconds[i] * 1e3:.3f} ms simulated"
             )
+    client.disconnect()
     return DeviceRun(scores, instructions, cycles, seconds, round_trips, stats, setup, time.monotonic() - started)

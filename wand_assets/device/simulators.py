@@ -15,6 +15,7 @@ from pathlib import Path
 
 from wand_assets.core.targets import Target
 from wand_assets.device import qemu, renode
+from wand_assets.device.session import PROTOCOLS, check_protocol
 
 BACKENDS = ("qemu", "renode")
 
@@ -45,12 +46,21 @@ def open_session(
     boot_timeout_s: float = 30.0,
     log: Callable[[str], None] = lambda _m: None,
     renode_setup: renode.RenodeSetup | None = None,
+    protocol: str = "legacy",
 ) -> Iterator[qemu.QemuSession | renode.RenodeSession]:
+    """``protocol``: what the host will speak on the UART (Renode's sniffer reads the requests)."""
     _check_backend(backend)
+    check_protocol(protocol)
     starter: contextlib.AbstractContextManager[qemu.QemuSession | renode.RenodeSession]
     if backend == "renode":
         starter = renode.start_renode(
-            elf, target, workdir, setup=renode_setup or renode.RenodeSetup(), boot_timeout_s=boot_timeout_s, log=log
+            elf,
+            target,
+            workdir,
+            setup=renode_setup or renode.RenodeSetup(),
+            boot_timeout_s=boot_timeout_s,
+            log=log,
+            wire=PROTOCOLS[protocol],
         )
     else:
         starter = qemu.start_qemu(elf, target, workdir, boot_timeout_s=boot_timeout_s, log=log)

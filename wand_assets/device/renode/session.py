@@ -22,9 +22,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from wand_assets.core.procs import kill_process_group, spawn
 from wand_assets.core.targets import Target
+from wand_assets.device import protocol
 from wand_assets.device.protocol import Port
 from wand_assets.device.qemu import SimulatorError
 from wand_assets.device.renode.installation import renode_version
@@ -216,8 +218,11 @@ def start_renode(
     boot_timeout_s: float = 30.0,
     worker_start_timeout_s: float = 120.0,
     log: Callable[[str], None] = lambda _m: None,
+    wire: ModuleType = protocol,
 ) -> Iterator[RenodeSession]:
-    """Start Renode in a worker, connect the UART pty, wait for the init message; always stop the worker."""
+    """Start Renode in a worker, connect the UART pty, wait for the init message; always stop the worker.
+
+    ``wire``: the protocol module the host speaks (``protocol`` or ``kenning_protocol``), for the sniffer."""
     import serial
 
     version = renode_version()
@@ -239,7 +244,7 @@ def start_renode(
         ready = worker.receive(worker_start_timeout_s, "starting Renode")
         log(f"Renode started in {time.monotonic() - started:.1f} s (worker pid {worker.process.pid})")
         uart = serial.Serial(ready["uart_pty"], 115200, timeout=0.5)
-        session._port = MarkingPort(uart, session)
+        session._port = MarkingPort(uart, session, wire)
         _wait_for_init(session, setup.init_message, boot_timeout_s)
         for line in session.new_log_lines():
             log(f"firmware: {line}")

@@ -3,11 +3,14 @@ the simulator's counters: once when the evaluation loop starts, and around each 
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Protocol
 
-from wand_assets.device.protocol import HEADER, HEADER_SIZE, MessageType
+from wand_assets.device import protocol as legacy_protocol
+from wand_assets.device.protocol import MessageType
 
-PROCESS_REPLY_BYTES = HEADER_SIZE  # PROCESS is answered by an OK without payload
+# DATA and PROCESS have the same numbers in both protocols.
+DATA, PROCESS = int(MessageType.DATA), int(MessageType.PROCESS)
 
 
 class MarkedSession(Protocol):
@@ -21,25 +24,26 @@ class MarkingPort:
     """Wraps a port: the first DATA starts the loop; PROCESS is bracketed by ``process_start`` (before
     the request is written) and ``process_end`` (once its reply has been read).
 
-    The protocol client writes each frame with one ``write`` call, so every write starts with a header.
+    The protocol clients write each message with one ``write`` call, so every write starts with a header;
+    ``wire`` is the protocol module (``protocol`` or ``kenning_protocol``) whose ``request_type`` reads it.
     Everything else (``timeout``, ``in_waiting``, ``flush``, ``close``) is the wrapped port's.
     """
 
-    _OWN = ("_port", "_session", "_await")
+    _OWN = ("_port", "_session", "_await", "_wire")
 
-    def __init__(self, port, session: MarkedSession):
+    def __init__(self, port, session: MarkedSession, wire: ModuleType = legacy_protocol):
         object.__setattr__(self, "_port", port)
         object.__setattr__(self, "_session", session)
+        object.__setattr__(self, "_wire", wire)
         object.__setattr__(self, "_await", 0)  # reply bytes of a PROCESS still to be read
 
     def write(self, data: bytes):
-        if len(data) >= HEADER_SIZE:
-            _, frame_type = HEADER.unpack_from(data)
-            if frame_type == MessageType.DATA and not self._session.loop_started:
-                self._session.mark_loop_start()
-            elif frame_type == MessageType.PROCESS:
-                self._session.mark("process_start")
-                object.__setattr__(self, "_await", PROCESS_REPLY_BYTES)
+        frame_type = self._wire.request_type(data)
+        if frame_type == DATA and not self._session.loop_started:
+            self._session.mark_loop_start()
+        elif frame_type == PROCESS:
+            self._session.mark("process_start")
+            object.__setattr__(self, "_await", self._wire.PROCESS_REPLY_BYTES)
         return self._port.write(data)
 
     def read(self, size: int = 1) -> bytes:

@@ -12,7 +12,8 @@
 // bit 2 makes that session KenningProtocol (PING first, multi-message
 // IO_SPEC). Invariants checked: every reply is well-formed in the framing the
 // device is in (legacy OK/ERROR; Kenning TRANSMISSION or NACK with a correct
-// checksum), and every request gets exactly one reply.
+// checksum), every request gets exactly one reply, and the valid requests
+// of the prelude all succeed.
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -77,10 +78,14 @@ static void check_kenning_header(stream_t* s, const uint8_t* data,
     const bool ok = (flags & WAND_KP_FLAG_SUCCESS) != 0;
     if (ok == ((flags & WAND_KP_FLAG_FAIL) != 0)) abort();
     if (!ok && size != 0) abort();
+    // Replies written while the stream is still in the prelude answer its
+    // valid requests: they must all succeed.
+    if (!ok && s->part == 0) abort();
     if (size > WAND_MAX_PAYLOAD_SIZE) abort();
   } else {
     abort();
   }
+  if (flow == WAND_KP_ACKNOWLEDGE && s->part == 0) abort();
   s->pending_xor = wand_kp_xor(data, length);
   s->pending_payload = size;
   if (size == 0 && s->pending_xor != WAND_KP_CHECKSUM_MAGIC) abort();
@@ -108,6 +113,7 @@ static void fuzz_write(void* self, const uint8_t* data, size_t length) {
   if (size != length - 4 || size > WAND_MAX_MESSAGE_SIZE) abort();
   if (type != WAND_MSG_OK && type != WAND_MSG_ERROR) abort();
   if (type == WAND_MSG_ERROR && size != 2) abort();
+  if (type == WAND_MSG_ERROR && s->part == 0) abort();  // see above
   ++s->replies;
 }
 

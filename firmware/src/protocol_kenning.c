@@ -185,8 +185,9 @@ static kp_error_t receive_transmission(wand_kenning_server_t* server,
       error = KP_OVERSIZED;
     }
     if (error != KP_OK) {
-      // Keep the stream in step: the host sends the rest regardless.
-      if (!drain(t, size)) return KP_TRUNCATED;
+      // Keep the stream in step: the host sends the rest regardless. A
+      // sender that goes quiet while being drained keeps the first problem.
+      if (!drain(t, size)) return error;
     } else {
       if (t->read(t->self, buffer + total, size) != size) return KP_TRUNCATED;
       // 0x00 is what a host with error_recovery off sends (§1.6); a real

@@ -96,6 +96,9 @@ bool wand_mux_step(wand_mux_t* mux) {
     mux->mode = wire;
   }
   if (wire == WAND_WIRE_LEGACY) return wand_server_step(&mux->legacy);
+  // The Kenning parser takes the prefix as an argument and reads on through
+  // the same (replay) transport, which must not hand it out again.
+  mux->prefix_pos = mux->prefix_size;
   if (wand_kenning_server_handle(&mux->kenning, mux->prefix,
                                  mux->prefix_size)) {
     mux->mode = WAND_WIRE_LEGACY;  // disconnected: the next host may be either

@@ -11,8 +11,8 @@ from test_device_qemu import fnv1a, next_frame
 
 from wand_assets.compilation.iospec import MODEL_IO
 from wand_assets.core.targets import get_target
-from wand_assets.device import qemu
 from wand_assets.device import protocol as legacy
+from wand_assets.device import qemu
 from wand_assets.device.firmware_build import build_firmware
 from wand_assets.device.kenning_protocol import (
     Flag,

@@ -226,6 +226,23 @@ def test_marking_port_brackets_each_process_and_starts_the_loop_once():
     assert session.events == ["loop_start", "process_start", "process_end"]
 
 
+def test_marking_port_reads_kenning_protocol_requests():
+    from wand_assets.device import kenning_protocol as kp
+
+    ok = kp.encode_message(kp.MessageType.PROCESS, kp.Flow.TRANSMISSION, kp.Flag.SUCCESS | kp.Flag.FIRST | kp.Flag.LAST)
+    port, session = FakePort(ok), FakeSession()
+    marked = MarkingPort(port, session, kp)
+    for message in kp.encode_request(kp.MessageType.DATA, bytes(300)):  # FIRST, middle, LAST
+        marked.write(message)
+    assert session.events == ["loop_start"]
+    (process,) = kp.encode_request(kp.MessageType.PROCESS)
+    marked.write(process)
+    marked.read(7)
+    assert session.events[-1] == "process_start"
+    marked.read(1)  # the 8-byte TRANSMISSION is complete
+    assert session.events == ["loop_start", "process_start", "process_end"]
+
+
 # --- profiler dump --------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from wand_assets.device.kenning_protocol import (
     KenningClient,
     MessageParser,
     MessageType,
+    NackError,
     encode_message,
     encode_request,
 )
@@ -243,3 +244,38 @@ def test_both_protocols_on_one_uart_in_one_boot(device):
     device.port.write(legacy.encode(legacy.MessageType.IOSPEC, MODEL_IO.pack()))
     assert next_frame(device).type == legacy.MessageType.OK
     assert "KenningProtocol framing from here on" in device.log_text()
+
+
+class NoisyLine:
+    """The UART with a flipped payload bit in the first message of the first ``corrupt`` requests the host
+    writes (line noise)."""
+
+    def __init__(self, port, corrupt: int):
+        self._port, self._left = port, corrupt
+
+    def write(self, data: bytes):
+        if self._left and len(data) > 8 and data[2] & Flag.FIRST:
+            self._left -= 1
+            data = data[:8] + bytes([data[8] ^ 0x01]) + data[9:]
+        return self._port.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def __setattr__(self, name, value):
+        if name in ("_port", "_left"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._port, name, value)
+
+
+def test_client_resends_once_after_a_nack_as_kennings_host_does(device):
+    loaded(device)
+    client = KenningClient(NoisyLine(device.port, corrupt=1))
+    client.send_input(WINDOW)  # NACKed once for the checksum, then accepted
+    assert client.nacks == 1
+    client.run_inference()
+    assert client.read_output() == struct.pack("<I", fnv1a(WINDOW)) * 4
+    noisy = KenningClient(NoisyLine(device.port, corrupt=2))
+    with pytest.raises(NackError, match="DATA refused twice"):
+        noisy.send_input(WINDOW)

@@ -209,12 +209,31 @@ def test_requests_out_of_state_order_fail_and_change_nothing(device):
         client.send_input(WINDOW)
 
 
-def test_malformed_iospec_fails(device):
+def patched(offset: int, value: bytes) -> bytes:
+    raw = bytearray(MODEL_IO.pack_kenning())
+    raw[offset : offset + len(value)] = value
+    return bytes(raw)
+
+
+@pytest.mark.parametrize(
+    "iospec",
+    [
+        patched(45, b"\x07"),  # a 7-bit float
+        patched(0, struct.pack("<I", 3)),  # 3 inputs
+        patched(4, struct.pack("<I", 5)),  # rank 5
+        patched(16, struct.pack("<I", 0)),  # a zero dimension
+        patched(292, b"\x00\x08"),  # int8 output of a float32 input
+        patched(48, struct.pack("<I", 12)),  # 12 outputs, 11 of them of rank 0
+        MODEL_IO.pack_kenning()[:355],
+        bytes(356),
+    ],
+    ids=["float7", "three-inputs", "rank5", "zero-dim", "mixed-dtypes", "rank0-outputs", "355-bytes", "zeros"],
+)
+def test_malformed_iospec_fails(device, iospec):
     client = connected(device)
-    bad = bytearray(MODEL_IO.pack_kenning())
-    bad[45] = 7  # a 7-bit float
     with pytest.raises(RequestFailed, match="IO_SPEC"):
-        client.load_iospec(bytes(bad))
+        client.load_iospec(iospec)
+    assert "IOSPEC rejected" in device.log_text()
 
 
 def test_ping_starts_a_new_session_that_has_no_model(device):

@@ -14,7 +14,9 @@ from process_checks import is_running, kill_quietly, read_line, start_python, wa
 
 from wand_assets.compilation.iospec import MODEL_IO
 from wand_assets.core.targets import get_target
+from wand_assets.device import kenning_protocol
 from wand_assets.device.firmware_build import build_firmware
+from wand_assets.device.kenning_protocol import KenningClient
 from wand_assets.device.protocol import DeviceClient
 from wand_assets.device.renode import RenodeUnavailable, check_renode_available, start_renode
 from wand_assets.device.renode import stats as renode_stats
@@ -65,6 +67,27 @@ def test_session_statistics_come_from_the_marks_and_the_profiler_dump(finished_s
     assert all(n > 0 for n in stats["request_window_instructions"])
     assert stats["profiler_dump_bytes"] > 0 and sum(stats["executed_instructions"]["cpu"]) > 0
     assert finished_session.exit_status() is not None
+
+
+def test_a_kenning_protocol_session_is_marked_like_a_legacy_one(protocol_elf, tmp_path):
+    """The marking port reads KenningProtocol requests: the loop starts at the first DATA, and each PROCESS
+    is bracketed once although DATA arrives in 12 messages."""
+    with start_renode(protocol_elf, SCALAR, tmp_path / "renode", wire=kenning_protocol) as session:
+        client = KenningClient(session.port)
+        client.connect()
+        client.load_iospec(MODEL_IO.pack_kenning())
+        client.load_model(b"fake model for the TEST-ONLY firmware")
+        for _ in range(WINDOWS):
+            client.send_input(bytes(MODEL_IO.input_bytes))
+            client.run_inference()
+            client.read_output()
+        assert client.read_stats()["inference_count"] == WINDOWS
+        client.disconnect()
+    stats = session.statistics
+    assert stats is not None
+    assert [m["label"] for m in session.marks] == ["process_start", "process_end"] * WINDOWS
+    assert len(stats["request_window_instructions"]) == WINDOWS
+    assert all(n > 0 for n in stats["request_window_instructions"])
 
 
 def test_real_dump_cut_inside_its_last_entry_fails_naming_file_and_offset(finished_session, tmp_path):

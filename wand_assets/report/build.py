@@ -222,7 +222,10 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
             f"IREE {fw['iree_source_version']} {fw['iree_source_commit'] or ''}"
         )
         rows.append([f"firmware {t} (as measured)", s["inputs"]["elf"], made_with.strip()])
-        rows.append([f"simulator {t}", "", f"{s['simulator'].get('name')} — {s['simulator'].get('version')}"])
+        protocol = s["simulator"].get("protocol", "legacy")  # evaluations before the choice spoke legacy
+        rows.append(
+            [f"simulator {t}", "", f"{s['simulator'].get('name')} — {s['simulator'].get('version')}, {protocol} protocol"]
+        )
     report.add(Table(["artifact", "sha256", "made with"], rows))
     return report, summary
 

@@ -136,9 +136,11 @@ def test_firmware_size_per_component_adds_up_to_the_elf(device_pipeline, target)
 def test_instruction_profile_accounts_for_one_invoke(device_pipeline, target):
     entry = latest_entry(device_pipeline.instance, "device_evaluation", target)
     profile = json.loads((entry / "profile.json").read_text())
-    # The trace covers iree_vm_invoke's call; minstret brackets it with a few instructions of counter reads.
-    steady = summary(device_pipeline.instance, target)["instructions_per_inference_median"]
-    assert 0 <= steady - profile["instructions"] <= 64
+    # The trace is of the evaluation's first two windows; the profile is the second's invoke. The
+    # device's minstret brackets the same call (plus a few instructions of counter reads); QEMU's log
+    # of blocks interrupted under -icount leaves the trace within 0.1 % of it.
+    second = pd.read_parquet(entry / "results.parquet")["inference_instructions"].iloc[1]
+    assert abs(second - profile["instructions"]) <= 0.001 * second
     components = dict(profile["per_component"])
     assert sum(components.values()) == profile["instructions"] == sum(n for _, _, n in profile["per_function"])
     assert components["model dispatches"] > 0.2 * profile["instructions"]

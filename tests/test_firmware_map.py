@@ -93,6 +93,24 @@ def test_trace_counts_the_last_invoke_with_each_blocks_budget():
     assert counts == Counter({0x200: 2, 0x204: 2, 0x208: 1, 0x900: 1, 0x904: 1})
 
 
+def _io_run(pc: int) -> str:
+    return f"Trace 0: 0x7f0000000000 [00000000/{pc:08x}/00109003/ff038201] "
+
+
+def test_a_block_stopped_by_an_io_access_counts_up_to_the_access():
+    lines = _trace(
+        _block(0x200, 0x204, 0x208, 0x20C),
+        _block(0x208),  # QEMU re-translates the access alone (CF_LAST_IO, budget 1)
+        _run(0x200),  # the access at 0x208 stops the block: 0x200 and 0x204 ran
+        _io_run(0x208),
+        _block(0x20C),
+        _run(0x20C),
+        _run(0x110),
+    )
+    counts = profile.last_invoke_counts(lines, 0x200, CALLER)
+    assert counts == Counter({0x200: 1, 0x204: 1, 0x208: 1, 0x20C: 1})
+
+
 def test_trace_without_a_complete_invoke_is_refused():
     lines = _trace(_block(0x200), _run(0x200))
     with pytest.raises(ValueError, match="no complete call"):

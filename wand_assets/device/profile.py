@@ -4,8 +4,9 @@ into the components of :mod:`wand_assets.device.firmware_map`.
 Plain Python (no Dagster). Debian's QEMU has no TCG plugins, and its ``-singlestep`` aborts on the
 vector code (an assertion in ``decode_save_opc``), so the trace is QEMU's translation-block log:
 ``-d in_asm,exec,nochain`` prints every block's instructions when it is translated and one line each
-time it runs. A block's start PC and its ``cflags`` instruction budget (under ``-icount`` QEMU
-re-translates blocks cut short) give the instructions it executed. The inference is the part of the
+time it runs. A block's start PC, its ``cflags`` instruction budget and the I/O restarts of
+``-icount`` (a block stopped at a device access, the access re-run alone) give the instructions it
+executed. The inference is the part of the
 trace from the entry of ``iree_vm_invoke`` to the return into its caller, the same span the firmware's
 ``minstret`` delta covers. Code outside the firmware image is the model's dispatches: embedded ELFs
 from the uploaded ``.vmfb``, loaded into the heap.
@@ -32,6 +33,7 @@ TRACE_ARGS = ("-d", "in_asm,exec,nochain")  # plus "-D <file>"
 INVOKE_FUNCTION = "iree_vm_invoke"
 INVOKE_CALLER = "wand_runtime_invoke"
 _CF_COUNT_MASK = 0x1FF  # QEMU's CF_COUNT_MASK: a block's instruction budget (0: none)
+_CF_LAST_IO = 0x8000  # QEMU 7.2's CF_LAST_IO: the block re-runs an I/O access that stopped the one before
 
 _EXEC = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/([0-9a-f]+)\]")
 _INSN = re.compile(r"^0x([0-9a-f]+):\s")
@@ -76,25 +78,32 @@ def last_invoke_counts(lines: Iterable[str], invoke_entry: int, caller: InputSec
     current: list[int] | None = None
     counts: Counter[int] | None = None
     last: Counter[int] | None = None
+    pending: list[int] = []  # the block that ran last: counted once the next line shows how far it got
     for line in lines:
         if line.startswith("Trace"):
             current = None
             match = _EXEC.match(line)
             if match is None:
                 continue
-            pc, budget = int(match.group(1), 16), int(match.group(2), 16) & _CF_COUNT_MASK
+            pc, cflags = int(match.group(1), 16), int(match.group(2), 16)
+            if counts is not None:
+                # An I/O access inside a block stops it there under -icount: QEMU keeps what ran before
+                # the access and runs the access alone in a block of its own (CF_LAST_IO).
+                cut = cflags & _CF_LAST_IO and pc in pending
+                counts.update(pending[: pending.index(pc)] if cut else pending)
+                pending = []
             if counts is None:
-                if pc == invoke_entry:
-                    counts = Counter()
-                else:
+                if pc != invoke_entry:
                     continue
+                counts = Counter()
             elif caller.address <= pc < caller.address + caller.size:
                 last, counts = counts, None
                 continue
             insns = blocks.get(pc)
             if insns is None:
                 raise ValueError(f"the trace runs a block at {pc:#x} it never translated (was in_asm logged?)")
-            counts.update(insns[:budget] if budget else insns)
+            budget = cflags & _CF_COUNT_MASK
+            pending = insns[:budget] if budget else insns
         elif line.startswith("IN:"):
             current = []
         elif current is not None and (match := _INSN.match(line)):

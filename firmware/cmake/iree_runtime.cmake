@@ -48,6 +48,9 @@ set(IREE_HAL_DRIVER_LOCAL_SYNC ON CACHE BOOL "" FORCE)
 set(IREE_HAL_EXECUTABLE_LOADER_DEFAULTS OFF CACHE BOOL "" FORCE)
 set(IREE_HAL_EXECUTABLE_LOADER_EMBEDDED_ELF ON CACHE BOOL "" FORCE)
 set(IREE_HAL_EXECUTABLE_PLUGIN_DEFAULTS OFF CACHE BOOL "" FORCE)
+# An image linked at a fixed address has no use for GOT indirection (IREE
+# defaults to -fPIC for every library).
+set(IREE_ENABLE_POSITION_INDEPENDENT_CODE OFF CACHE BOOL "" FORCE)
 
 # Applies to IREE and to the firmware sources.
 add_compile_definitions(

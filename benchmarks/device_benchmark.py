@@ -7,7 +7,8 @@
 ``benchmarks/materialize_wall_time.py --keep DIR``). Part 1 reads the latest device evaluations there.
 Part 2 recompiles the model with IREE 3.11's defaults (without ``iree_tools.OPTIMISATION_FLAGS``) and
 runs ``--windows`` test windows of each on the same firmware in QEMU, to show where the instruction
-count comes from. Prints Markdown for the README.
+count comes from. Between them: the firmware size per component (linker map) and where one
+inference's instructions go (the evaluations' QEMU trace profile). Prints Markdown for the README.
 """
 
 import argparse
@@ -21,7 +22,7 @@ import numpy as np
 
 from wand_assets.compilation import iree_tools
 from wand_assets.compilation.iospec import MODEL_IO
-from wand_assets.core.handoff import latest_entry
+from wand_assets.core.handoff import MissingUpstream, latest_entry
 from wand_assets.core.targets import DEVICE_TARGETS, get_target
 from wand_assets.data.windows import WindowSet
 from wand_assets.device import simulators
@@ -49,6 +50,53 @@ def device_table(instance: dg.DagsterInstance) -> None:
             f"{stats.get('heap_bytes_peak', 0):,} B | {stats.get('stack_bytes_peak', 0):,} B |"
         )
     print(f"| seed (Kenning, Springbok, RVV) | {SEED_INSTRUCTIONS_PER_PASS:,} | | | | | |")
+
+
+def _evaluated(instance: dg.DagsterInstance, asset: str) -> dict[str, Path]:
+    """The latest entry of ``asset`` per device target that has one."""
+    entries = {}
+    for name in DEVICE_TARGETS:
+        try:
+            entries[name] = latest_entry(instance, asset, name)
+        except MissingUpstream:
+            continue
+    return entries
+
+
+def size_table(instance: dg.DagsterInstance) -> None:
+    """Firmware bytes per component (linker map), one column pair per target."""
+    builds = {t: json.loads((e / "build.json").read_text()) for t, e in _evaluated(instance, "firmware").items()}
+    builds = {t: b for t, b in builds.items() if b.get("size_breakdown")}
+    if not builds:
+        return
+    components = list(dict.fromkeys(r["component"] for b in builds.values() for r in b["size_breakdown"]))
+    print()
+    print("| component | " + " | ".join(f"{t} .text / .data / .bss" for t in builds) + " |")
+    print("|---|" + "---|" * len(builds))
+    for c in components:
+        cells = []
+        for b in builds.values():
+            row = next((r for r in b["size_breakdown"] if r["component"] == c), None)
+            cells.append(f"{row['text']:,} / {row['data']:,} / {row['bss']:,}" if row else "")
+        print(f"| {c} | " + " | ".join(cells) + " |")
+
+
+def profile_table(instance: dg.DagsterInstance) -> None:
+    """Instructions of one inference per component (QEMU trace), one column per target."""
+    profiles = {
+        t: json.loads((e / "profile.json").read_text())
+        for t, e in _evaluated(instance, "device_evaluation").items()
+        if (e / "profile.json").is_file()
+    }
+    if not profiles:
+        return
+    components = list(dict.fromkeys(c for p in profiles.values() for c, _ in p["per_component"]))
+    print()
+    print("| instructions of one inference | " + " | ".join(profiles) + " |")
+    print("|---|" + "---|" * len(profiles))
+    for c in components:
+        print(f"| {c} | " + " | ".join(f"{dict(p['per_component']).get(c, 0):,}" for p in profiles.values()) + " |")
+    print("| total | " + " | ".join(f"{p['instructions']:,}" for p in profiles.values()) + " |")
 
 
 def median_instructions(instance: dg.DagsterInstance, target_name: str, vmfb: Path, windows: np.ndarray, workdir: Path) -> float:
@@ -87,6 +135,8 @@ def main() -> None:
     args = parser.parse_args()
     instance = dg.DagsterInstance.local_temp(tempdir=str(Path(args.dagster_home).absolute()))
     device_table(instance)
+    size_table(instance)
+    profile_table(instance)
     flags_table(instance, args.windows)
 
 

@@ -120,6 +120,33 @@ def test_measurements_use_kennings_vocabulary(device_pipeline, target):
     assert m["build_cfg"]["simulator"]["name"] == "qemu"
 
 
+@pytest.mark.parametrize("target", TESTED_TARGETS)
+def test_firmware_size_per_component_adds_up_to_the_elf(device_pipeline, target):
+    metadata = materializations(device_pipeline.results, "firmware")[target].metadata
+    build = json.loads((latest_entry(device_pipeline.instance, "firmware", target) / "build.json").read_text())
+    rows = {r["component"]: r for r in build["size_breakdown"]}
+    assert {"IREE VM", "IREE HAL", "libc + libgcc"} <= set(rows) and rows["IREE VM"]["text"] > 0
+    # Merged string constants are counted before merging: within 1 % of `size`'s text, the rest exact.
+    assert abs(rows["total"]["text"] - build["text_bytes"]) <= 0.01 * build["text_bytes"]
+    assert (rows["total"]["data"], rows["total"]["bss"]) == (build["data_bytes"], build["bss_bytes"])
+    assert len(metadata["size_breakdown"].value.records) == len(rows)
+
+
+@pytest.mark.parametrize("target", TESTED_TARGETS)
+def test_instruction_profile_accounts_for_one_invoke(device_pipeline, target):
+    entry = latest_entry(device_pipeline.instance, "device_evaluation", target)
+    profile = json.loads((entry / "profile.json").read_text())
+    # The trace is of the evaluation's first two windows; the profile is the second's invoke. The
+    # device's minstret brackets the same call (plus a few instructions of counter reads); QEMU's log
+    # of blocks interrupted under -icount leaves the trace within 0.1 % of it.
+    second = pd.read_parquet(entry / "results.parquet")["inference_instructions"].iloc[1]
+    assert abs(second - profile["instructions"]) <= 0.001 * second
+    components = dict(profile["per_component"])
+    assert sum(components.values()) == profile["instructions"] == sum(n for _, _, n in profile["per_function"])
+    assert components["model dispatches"] > 0.2 * profile["instructions"]
+    assert components["IREE VM"] > 0 and components["IREE HAL"] > 0
+
+
 def test_report_has_a_current_device_row_per_target(device_pipeline):
     entry = latest_entry(device_pipeline.instance, "evaluation_report")
     markdown = (entry / "report.md").read_text()
@@ -139,6 +166,19 @@ def test_report_has_a_current_device_row_per_target(device_pipeline):
             assert row["measured_vmfb_sha256"] == summary(device_pipeline.instance, row["target"])["inputs"]["vmfb"]
         else:
             assert row["measured_vmfb_sha256"] == ""
+
+
+def test_report_shows_size_per_component_and_where_the_instructions_go(device_pipeline):
+    markdown = (latest_entry(device_pipeline.instance, "evaluation_report") / "report.md").read_text()
+    sizes = markdown.split("### Firmware size per component", 1)[1].split("\n### ", 1)[0]
+    where = markdown.split("### Where the instructions of one inference go", 1)[1].split("\n## ", 1)[0]
+    for target in TESTED_TARGETS:
+        build = json.loads((latest_entry(device_pipeline.instance, "firmware", target) / "build.json").read_text())
+        vm = next(r for r in build["size_breakdown"] if r["component"] == "IREE VM")
+        assert target in sizes and f"{vm['text']:,}" in sizes
+        profile = json.loads((latest_entry(device_pipeline.instance, "device_evaluation", target) / "profile.json").read_text())
+        assert f"{target}: {profile['instructions']:,} instructions" in where
+        assert f"{dict(profile['per_component'])['model dispatches']:,}" in where
 
 
 def test_failing_parity_gate_blocks_the_report(device_pipeline_copy, dataset_dir):

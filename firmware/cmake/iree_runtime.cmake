@@ -48,6 +48,9 @@ set(IREE_HAL_DRIVER_LOCAL_SYNC ON CACHE BOOL "" FORCE)
 set(IREE_HAL_EXECUTABLE_LOADER_DEFAULTS OFF CACHE BOOL "" FORCE)
 set(IREE_HAL_EXECUTABLE_LOADER_EMBEDDED_ELF ON CACHE BOOL "" FORCE)
 set(IREE_HAL_EXECUTABLE_PLUGIN_DEFAULTS OFF CACHE BOOL "" FORCE)
+# An image linked at a fixed address has no use for GOT indirection (IREE
+# defaults to -fPIC for every library).
+set(IREE_ENABLE_POSITION_INDEPENDENT_CODE OFF CACHE BOOL "" FORCE)
 
 # Applies to IREE and to the firmware sources.
 add_compile_definitions(
@@ -57,8 +60,28 @@ add_compile_definitions(
 )
 add_compile_options(-ffunction-sections -fdata-sections)
 
+# The runtime is built for size (WAND_IREE_OPT_FLAGS; firmware/README.md,
+# "Runtime configuration", has the measurements). A subdirectory takes the
+# flags as they are when it is added; the firmware's own stay as they are.
+set(WAND_IREE_OPT_FLAGS "-Os" CACHE STRING "Optimisation flags of the IREE runtime libraries")
+set(WAND_IREE_HOT_OPT_FLAGS "-O2" CACHE STRING "Optimisation flags of the IREE runtime's per-invoke hot path")
+set(_wand_c_flags_release "${CMAKE_C_FLAGS_RELEASE}")
+set(CMAKE_C_FLAGS_RELEASE "${WAND_IREE_OPT_FLAGS} -DNDEBUG")
 # SYSTEM: IREE headers are not held to the firmware's -Wall -Wextra -Werror.
 add_subdirectory("${IREE_SOURCE_DIR}" iree EXCLUDE_FROM_ALL SYSTEM)
+set(CMAKE_C_FLAGS_RELEASE "${_wand_c_flags_release}")
+# The per-invoke hot path (the VM interpreter and the dispatch path through
+# the HAL, from the instruction profile) keeps the firmware's -O2: it pays in
+# instructions per invoke far more than it costs in bytes.
+set(_wand_hot_sources
+  vm/bytecode/dispatch.c vm/bytecode/module.c vm/stack.c vm/ref.c vm/native_module.c vm/invocation.c vm/list.c
+  hal/buffer.c hal/command_buffer.c hal/local/inline_command_buffer.c hal/local/local_executable.c
+  hal/local/elf/elf_module.c hal/local/loaders/embedded_elf_loader.c hal/utils/deferred_command_buffer.c)
+foreach(_source IN LISTS _wand_hot_sources)
+  get_filename_component(_dir "${IREE_SOURCE_DIR}/runtime/src/iree/${_source}" DIRECTORY)
+  set_source_files_properties("${IREE_SOURCE_DIR}/runtime/src/iree/${_source}"
+    DIRECTORY "${_dir}" PROPERTIES COMPILE_OPTIONS "${WAND_IREE_HOT_OPT_FLAGS}")
+endforeach()
 
 set(WAND_IREE_LIBRARIES
   iree::base

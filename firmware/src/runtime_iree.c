@@ -1,6 +1,7 @@
 // The IREE runtime behind the protocol: VM instance, local-sync HAL device
 // with the embedded-ELF loader, a bytecode module over an aligned heap copy of
-// the .vmfb, and synchronous invocation. Every iree_status_t is checked where
+// the .vmfb, and synchronous invocation. Everything an invoke needs besides
+// its results (function, argument list, input buffers) is made once per model. Every iree_status_t is checked where
 // it is produced; failures are logged and reported as false.
 
 #include <string.h>
@@ -34,6 +35,7 @@ struct wand_runtime_t {
   iree_vm_list_t* inputs;
   iree_vm_list_t* outputs;
   wand_iospec_t spec;
+  bool inputs_ready;  // the input buffers hold a whole DATA payload
   bool outputs_ready;
   // Measurements.
   wand_board_counters_t last_inference;
@@ -131,7 +133,63 @@ void wand_runtime_unload_model(wand_runtime_t* runtime) {
   runtime->context = NULL;
   runtime->bytecode_module = NULL;
   runtime->module_copy = NULL;
+  runtime->inputs_ready = false;
   runtime->outputs_ready = false;
+}
+
+static iree_hal_element_type_t element_type_of(wand_dtype_t dtype) {
+  switch (dtype) {
+    case WAND_DTYPE_I8: return IREE_HAL_ELEMENT_TYPE_SINT_8;
+    case WAND_DTYPE_U8: return IREE_HAL_ELEMENT_TYPE_UINT_8;
+    case WAND_DTYPE_I16: return IREE_HAL_ELEMENT_TYPE_SINT_16;
+    case WAND_DTYPE_U16: return IREE_HAL_ELEMENT_TYPE_UINT_16;
+    case WAND_DTYPE_I32: return IREE_HAL_ELEMENT_TYPE_SINT_32;
+    case WAND_DTYPE_U32: return IREE_HAL_ELEMENT_TYPE_UINT_32;
+    case WAND_DTYPE_I64: return IREE_HAL_ELEMENT_TYPE_SINT_64;
+    case WAND_DTYPE_U64: return IREE_HAL_ELEMENT_TYPE_UINT_64;
+    case WAND_DTYPE_F16: return IREE_HAL_ELEMENT_TYPE_FLOAT_16;
+    case WAND_DTYPE_F32: return IREE_HAL_ELEMENT_TYPE_FLOAT_32;
+    case WAND_DTYPE_F64: return IREE_HAL_ELEMENT_TYPE_FLOAT_64;
+  }
+  return IREE_HAL_ELEMENT_TYPE_NONE;
+}
+
+// The input buffers live as long as the model: DATA overwrites their
+// contents instead of allocating, copying and freeing per window. Execution is
+// synchronous, so no invoke is reading them while DATA writes.
+static bool create_input_views(wand_runtime_t* runtime) {
+  const wand_iospec_t* spec = &runtime->spec;
+  const iree_hal_buffer_params_t params = {
+      .type = IREE_HAL_MEMORY_TYPE_DEVICE_LOCAL |
+              IREE_HAL_MEMORY_TYPE_HOST_VISIBLE,
+      .usage = IREE_HAL_BUFFER_USAGE_DEFAULT | IREE_HAL_BUFFER_USAGE_MAPPING,
+  };
+  for (uint32_t i = 0; i < spec->num_inputs; ++i) {
+    iree_hal_dim_t shape[WAND_MAX_INPUT_DIMS];
+    for (uint32_t d = 0; d < spec->input_rank[i]; ++d) {
+      shape[d] = spec->input_shape[i][d];
+    }
+    iree_hal_buffer_t* buffer = NULL;
+    if (!check(iree_hal_allocator_allocate_buffer(
+                   iree_hal_device_allocator(runtime->device), params,
+                   spec->input_bytes[i], &buffer),
+               "input buffer allocation")) {
+      return false;
+    }
+    iree_hal_buffer_view_t* view = NULL;
+    iree_status_t status = iree_hal_buffer_view_create(
+        buffer, spec->input_rank[i], shape, element_type_of(spec->dtype),
+        IREE_HAL_ENCODING_TYPE_DENSE_ROW_MAJOR, runtime->host_allocator, &view);
+    iree_hal_buffer_release(buffer);
+    if (!check(status, "input buffer view creation")) return false;
+    iree_vm_ref_t ref = iree_hal_buffer_view_move_ref(view);
+    if (!check(iree_vm_list_push_ref_move(runtime->inputs, &ref),
+               "input list push")) {
+      iree_vm_ref_release(&ref);
+      return false;
+    }
+  }
+  return true;
 }
 
 bool wand_runtime_load_model(wand_runtime_t* runtime, const wand_iospec_t* spec,
@@ -196,71 +254,40 @@ bool wand_runtime_load_model(wand_runtime_t* runtime, const wand_iospec_t* spec,
                                    &runtime->outputs),
                "output list creation");
   }
+  if (ok) ok = create_input_views(runtime);
   if (!ok) wand_runtime_unload_model(runtime);
   return ok;
-}
-
-static iree_hal_element_type_t element_type_of(wand_dtype_t dtype) {
-  switch (dtype) {
-    case WAND_DTYPE_I8: return IREE_HAL_ELEMENT_TYPE_SINT_8;
-    case WAND_DTYPE_U8: return IREE_HAL_ELEMENT_TYPE_UINT_8;
-    case WAND_DTYPE_I16: return IREE_HAL_ELEMENT_TYPE_SINT_16;
-    case WAND_DTYPE_U16: return IREE_HAL_ELEMENT_TYPE_UINT_16;
-    case WAND_DTYPE_I32: return IREE_HAL_ELEMENT_TYPE_SINT_32;
-    case WAND_DTYPE_U32: return IREE_HAL_ELEMENT_TYPE_UINT_32;
-    case WAND_DTYPE_I64: return IREE_HAL_ELEMENT_TYPE_SINT_64;
-    case WAND_DTYPE_U64: return IREE_HAL_ELEMENT_TYPE_UINT_64;
-    case WAND_DTYPE_F16: return IREE_HAL_ELEMENT_TYPE_FLOAT_16;
-    case WAND_DTYPE_F32: return IREE_HAL_ELEMENT_TYPE_FLOAT_32;
-    case WAND_DTYPE_F64: return IREE_HAL_ELEMENT_TYPE_FLOAT_64;
-  }
-  return IREE_HAL_ELEMENT_TYPE_NONE;
 }
 
 bool wand_runtime_set_inputs(wand_runtime_t* runtime, const uint8_t* data,
                              size_t size) {
   runtime->outputs_ready = false;
+  runtime->inputs_ready = false;
   if (!runtime->context) return false;
   const wand_iospec_t* spec = &runtime->spec;
   if (size != spec->total_input_bytes) return false;
-  if (!check(iree_vm_list_resize(runtime->inputs, 0), "input list reset")) {
-    return false;
-  }
-  const iree_hal_buffer_params_t params = {
-      .type = IREE_HAL_MEMORY_TYPE_DEVICE_LOCAL,
-      .usage = IREE_HAL_BUFFER_USAGE_DEFAULT,
-  };
   size_t offset = 0;
   for (uint32_t i = 0; i < spec->num_inputs; ++i) {
-    iree_hal_dim_t shape[WAND_MAX_INPUT_DIMS];
-    for (uint32_t d = 0; d < spec->input_rank[i]; ++d) {
-      shape[d] = spec->input_shape[i][d];
+    iree_hal_buffer_view_t* view =
+        iree_vm_list_get_buffer_view_assign(runtime->inputs, i);
+    if (view == NULL) {
+      wand_log("runtime: input %lu is not a buffer view", (unsigned long)i);
+      return false;
     }
-    iree_hal_buffer_view_t* view = NULL;
-    if (!check(iree_hal_buffer_view_allocate_buffer_copy(
-                   runtime->device, iree_hal_device_allocator(runtime->device),
-                   spec->input_rank[i], shape, element_type_of(spec->dtype),
-                   IREE_HAL_ENCODING_TYPE_DENSE_ROW_MAJOR, params,
-                   iree_make_const_byte_span(data + offset,
-                                             spec->input_bytes[i]),
-                   &view),
-               "input buffer allocation")) {
+    if (!check(iree_hal_buffer_map_write(iree_hal_buffer_view_buffer(view), 0,
+                                         data + offset, spec->input_bytes[i]),
+               "input write")) {
       return false;
     }
     offset += spec->input_bytes[i];
-    iree_vm_ref_t ref = iree_hal_buffer_view_move_ref(view);
-    if (!check(iree_vm_list_push_ref_move(runtime->inputs, &ref),
-               "input list push")) {
-      iree_vm_ref_release(&ref);
-      return false;
-    }
   }
+  runtime->inputs_ready = true;
   return true;
 }
 
 bool wand_runtime_invoke(wand_runtime_t* runtime) {
   runtime->outputs_ready = false;
-  if (!runtime->context) return false;
+  if (!runtime->context || !runtime->inputs_ready) return false;
   if (!check(iree_vm_list_resize(runtime->outputs, 0), "output list reset")) {
     return false;
   }

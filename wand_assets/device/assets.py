@@ -30,15 +30,15 @@ from wand_assets.core.resources import ArtifactStoreResource, QualityGates
 from wand_assets.core.targets import get_target
 from wand_assets.data.dataset import CLASSES
 from wand_assets.data.windows import WindowSet
-from wand_assets.device import firmware_build, results
+from wand_assets.device import firmware_build, profile, results
 from wand_assets.device.regression import Tolerances, find_regressions
 from wand_assets.device.renode import stats as renode_stats
 from wand_assets.device.resources import FirmwareToolchain, SimulatorResource
 from wand_assets.device.session import device_client, evaluate_on_device
 from wand_assets.training.model import as_model_input
 
-FIRMWARE_CODE_VERSION = "1"
-DEVICE_EVAL_CODE_VERSION = "1"
+FIRMWARE_CODE_VERSION = "2"  # 2: the linker map beside the ELF, size per component
+DEVICE_EVAL_CODE_VERSION = "2"  # 2: the instruction profile of one inference
 # How many earlier evaluations of a target to look through for the regression baseline.
 BASELINE_LOOKBACK = 50
 
@@ -106,6 +106,8 @@ def firmware(
             "text_bytes": info["text_bytes"],
             "data_bytes": info["data_bytes"],
             "bss_bytes": info["bss_bytes"],
+            "size_breakdown": table(info["size_breakdown"]),
+            "linker_map": dg.MetadataValue.path(str(entry / firmware_build.MAP_NAME)),
             "iree_source_version": info["iree_source_version"] or "",
             "iree_source_commit": info["iree_source_commit"] or "(not a git checkout)",
             "gcc": info["gcc_version"],
@@ -119,6 +121,12 @@ def firmware(
 class DeviceEvaluationConfig(dg.Config):
     force: bool = False  # evaluate again even if a result for these exact inputs exists (nightly runs)
     windows: int = 0  # 0: the whole test split; N: its first N windows (a quick look, e.g. in tests)
+    # Where one inference's instructions go: a second, traced QEMU session of PROFILE_WINDOWS windows
+    # (a few seconds and a ~150 MB trace in the scratch folder).
+    profile: bool = True
+
+
+PROFILE_WINDOWS = 2  # the profile is the last one's: the first invoke also pays one-time costs
 
 
 @dg.asset(
@@ -172,7 +180,7 @@ def device_evaluation(
     stage = store.stage("device_evaluation", target.name)
     if config.windows < 0:
         raise dg.Failure(f"windows must be 0 (the whole test split) or a positive count, not {config.windows}")
-    fp = fingerprint(asdict(inputs), simulator.identity(), config.windows, DEVICE_EVAL_CODE_VERSION)
+    fp = fingerprint(asdict(inputs), simulator.identity(), config.windows, config.profile, DEVICE_EVAL_CODE_VERSION)
     if config.force:  # a forced run measures again into an entry of its own; earlier entries stay as they were
         fp = fingerprint(fp, "forced", context.run_id)
     if (entry := stage.cached(fp)) is None:
@@ -198,6 +206,12 @@ def device_evaluation(
                 )
                 sim_info = {**session.describe(), "protocol": client.protocol}
             firmware_log = session.log_text()
+            invoke_profile = None
+            if config.profile:
+                context.log.info(f"{target.name}: tracing {PROFILE_WINDOWS} windows in QEMU for the instruction profile")
+                invoke_profile = profile.trace_inference(
+                    elf, target, MODEL_IO, vmfb.read_bytes(), as_model_input(test.x[:PROFILE_WINDOWS]), Path(scratch) / "profile"
+                )
         renode = getattr(session, "statistics", None)  # Renode-only; complete once the session has ended
         measured = results.assemble(
             target,
@@ -217,6 +231,8 @@ def device_evaluation(
             (out / "firmware.log").write_text(firmware_log)
             if renode:
                 write_json_atomic(out / "renode_stats.json", renode)
+            if invoke_profile:
+                write_json_atomic(out / "profile.json", invoke_profile.as_dict())
         entry = stage.entry(fp)
     else:
         context.log.info(f"{target.name}: a device evaluation for these inputs already exists ({fp})")
@@ -234,6 +250,7 @@ def device_evaluation(
         entry,
         {
             **(_renode_metadata(entry) if "renode" in summary else {}),
+            **_profile_metadata(entry),
             **file_metadata(parquet, sha),
             "measurements": dg.MetadataValue.path(str(entry / "measurements.json")),
             "firmware_log": dg.MetadataValue.path(str(entry / "firmware.log")),
@@ -286,6 +303,18 @@ def device_evaluation(
             "regressions": "\n".join(regressions) or "none",
         },
     )
+
+
+def _profile_metadata(entry: Path) -> dict:
+    path = entry / "profile.json"
+    if not path.is_file():
+        return {}
+    p = profile.InvokeProfile(**json.loads(path.read_text()))
+    return {
+        "profiled_instructions": p.instructions,
+        "instructions_per_component": table(p.component_rows()),
+        "instructions_per_function": table(p.rows()),
+    }
 
 
 def _regression_baseline(context: dg.AssetExecutionContext) -> tuple[dict | None, str | None]:

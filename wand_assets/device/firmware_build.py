@@ -23,6 +23,7 @@ from wand_assets.compilation.iree_tools import IREE_VERSION
 from wand_assets.core.artifacts import atomic_path, sha256_file
 from wand_assets.core.procs import ToolError, run_tool
 from wand_assets.core.targets import Target, get_target
+from wand_assets.device import firmware_map
 
 IREE_SOURCE_VERSION = IREE_VERSION  # the firmware's runtime source must be the compiler's release
 IREE_SOURCE_COMMIT = "e4a3b0405d7d23554da26403658d0e8c3c5ecf25"  # of that release's tag; scripts/fetch_upstream.sh reads it
@@ -30,6 +31,7 @@ MIN_CMAKE_VERSION = (3, 26)
 TOOLCHAIN_PREFIX = "riscv64-unknown-elf-"
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
 ELF_NAME = "wand_firmware.elf"
+MAP_NAME = ELF_NAME + firmware_map.MAP_SUFFIX  # the linker's map (-Wl,-Map), beside the ELF
 BUILD_LOG_NAME = "build.log"
 _IREE_SUBMODULES = ("third_party/flatcc/include/flatcc", "third_party/printf/src")
 
@@ -66,6 +68,8 @@ class FirmwareBuild:
     gcc_version: str
     picolibc_version: str
     cmake_version: str
+    # Bytes per component (firmware_map.COMPONENTS) and `size` column, from the linker map.
+    size_breakdown: list[dict]
 
     def as_dict(self) -> dict:
         """JSON-ready record."""
@@ -198,7 +202,13 @@ def build_firmware(
     if not elf.is_file():
         raise FirmwareBuildError(f"the build finished but {elf} is missing")
 
+    linker_map = build / MAP_NAME
+    if not linker_map.is_file():
+        raise FirmwareBuildError(f"the build finished but its linker map {linker_map} is missing")
     out = Path(output_path)
+    # The map first: a reader that finds the ELF finds its map.
+    with atomic_path(out.with_name(out.name + firmware_map.MAP_SUFFIX)) as tmp:
+        shutil.copyfile(linker_map, tmp)
     with atomic_path(out) as tmp:
         shutil.copyfile(elf, tmp)
     text, data_size, bss = _section_sizes(size_tool, out)
@@ -217,6 +227,7 @@ def build_firmware(
         gcc_version=versions["gcc"],
         picolibc_version=versions["picolibc"],
         cmake_version=versions["cmake"],
+        size_breakdown=firmware_map.size_breakdown(firmware_map.parse_map(linker_map)),
     )
 
 

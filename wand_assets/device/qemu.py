@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +38,17 @@ def qemu_version(binary: str = QEMU_BINARY) -> str:
 
 
 def qemu_command(
-    elf: Path, target: Target, port: int, log_path: Path, binary: str = QEMU_BINARY, *, paused: bool = False
+    elf: Path,
+    target: Target,
+    port: int,
+    log_path: Path,
+    binary: str = QEMU_BINARY,
+    *,
+    paused: bool = False,
+    extra_args: Sequence[str] = (),
 ) -> list[str]:
-    """``paused``: the guest waits for ``cont`` on the monitor, which then reads stdin."""
+    """``paused``: the guest waits for ``cont`` on the monitor, which then reads stdin. ``extra_args``
+    go last (e.g. the execution trace of :mod:`wand_assets.device.profile`)."""
     cpu = target.qemu_cpu()  # first: the host reference target has neither CPU nor board
     command = [
         binary,
@@ -66,7 +74,7 @@ def qemu_command(
         "-semihosting-config",
         "enable=on,target=native,chardev=wandlog",
     ]
-    return [*command, "-S"] if paused else command
+    return [*command, *extra_args, "-S"] if paused else [*command, *extra_args]
 
 
 @dataclass
@@ -108,6 +116,7 @@ def start_qemu(
     binary: str = QEMU_BINARY,
     log: Callable[[str], None] = lambda _m: None,
     early_input: bytes = b"",
+    extra_args: Sequence[str] = (),
 ) -> Iterator[QemuSession]:
     """Start QEMU, connect its UART, wait for the firmware's ready line; always kill QEMU on exit.
 
@@ -126,7 +135,7 @@ def start_qemu(
     log_path.unlink(missing_ok=True)
     stderr_path = workdir / "qemu.stderr"
     # Port 0: QEMU binds a free loopback port itself and names it, so concurrent sessions never race.
-    command = qemu_command(elf, target, 0, log_path, binary, paused=bool(early_input))
+    command = qemu_command(elf, target, 0, log_path, binary, paused=bool(early_input), extra_args=extra_args)
     log("starting " + " ".join(command))
     process = None
     uart = None

@@ -193,6 +193,8 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
             )
         )
         _variants_section(report, inputs, device, summary)
+        _size_section(report, inputs, list(device))
+        _profile_section(report, {t: d / "profile.json" for t, d in devices.items() if (d / "profile.json").is_file()}, summary)
         for t, d in devices.items():
             renode = d / "renode_stats.json"
             if renode.is_file():
@@ -292,6 +294,50 @@ def _variants_section(report: Report, inputs: ReportInputs, device: dict[str, di
                     "instructions against code size (lower left is better)",
                 ),
                 "Pareto plot of the variants",
+            )
+        )
+
+
+def _size_section(report: Report, inputs: ReportInputs, targets: list[str]) -> None:
+    """Firmware bytes per component (`.text` incl. read-only data, `.data`, `.bss`) from the linker map."""
+    breakdowns = {t: b for t in targets if (b := _json(inputs.firmware[t] / "build.json").get("size_breakdown"))}
+    if not breakdowns:
+        return
+    report.add(Heading("Firmware size per component", 3))
+    for t, rows in breakdowns.items():
+        report.add(
+            Table(
+                ["component", ".text (B)", ".data (B)", ".bss (B)"],
+                [[r["component"], r["text"], r["data"], r["bss"]] for r in rows],
+                f"{t}, from the linker map (input sections; merged string constants are counted before merging, "
+                "padding not at all). The model's dispatches are not in the firmware: they arrive in the .vmfb.",
+            )
+        )
+
+
+def _profile_section(report: Report, profiles: dict[str, Path], summary: dict) -> None:
+    """Where one inference's instructions go, per component and the top functions (QEMU trace)."""
+    if not profiles:
+        return
+    report.add(Heading("Where the instructions of one inference go", 3))
+    summary["instructions_per_component"] = {}
+    for t, path in profiles.items():
+        p = _json(path)
+        total = max(1, p["instructions"])
+        summary["instructions_per_component"][t] = dict(p["per_component"])
+        report.add(
+            Table(
+                ["component", "instructions", "share"],
+                [[c, n, f"{100 * n / total:.1f} %"] for c, n in p["per_component"]],
+                f"{t}: {p['instructions']:,} instructions from the entry of iree_vm_invoke to its return "
+                "(QEMU translation-block trace of the second of two windows)",
+            )
+        )
+        report.add(
+            Table(
+                ["component", "function", "instructions"],
+                [[c, f, n] for c, f, n in p["per_function"][:15]],
+                f"{t}: the 15 functions that execute the most instructions",
             )
         )
 

@@ -24,7 +24,7 @@ from wand_assets.device.kenning_protocol import (
     encode_message,
     encode_request,
 )
-from wand_assets.device.protocol import MAX_PAYLOAD, DeviceClient, RequestFailed
+from wand_assets.device.protocol import LEGACY_STATS_FIELDS, MAX_PAYLOAD, DeviceClient, RequestFailed
 
 pytestmark = [
     pytest.mark.slow,
@@ -38,12 +38,7 @@ SCALAR = get_target("rv32imf")
 FAKE_MODEL = b"fake model for the TEST-ONLY firmware" * 8  # 304 bytes: three MODEL messages
 WINDOW = np.arange(384, dtype=np.float32).tobytes()
 ALL_STATS = [
-    "host_bytes_peak",
-    "host_bytes_allocated",
-    "host_bytes_freed",
-    "device_bytes_peak",
-    "device_bytes_allocated",
-    "device_bytes_freed",
+    *LEGACY_STATS_FIELDS,
     "inference_instructions",
     "inference_cycles",
     "inference_mtime_ticks",

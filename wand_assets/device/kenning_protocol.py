@@ -25,6 +25,7 @@ from wand_assets.device.protocol import (
     Port,
     ProtocolError,
     RequestFailed,
+    RequestMethods,
     RequestTimeout,
 )
 
@@ -238,11 +239,12 @@ class NackError(RequestFailed):
     """The device refused the request twice with ACKNOWLEDGE+FAIL (it did not arrive intact)."""
 
 
-class KenningClient:
+class KenningClient(RequestMethods):
     """KenningProtocol over a port, strictly in step: each request waits for its one reply (a NACK is
     answered by sending the request once more, as Kenning's host does); LOGS go to ``on_log``."""
 
     protocol = PROTOCOL
+    parse_stats = staticmethod(parse_stats)
 
     def __init__(
         self,
@@ -272,6 +274,7 @@ class KenningClient:
     ) -> Message:
         """Send one request; return the SUCCESS reply. RequestFailed on FAIL (NackError after a second
         NACK), RequestTimeout on silence, ProtocolError on a reply that does not belong to the request."""
+        message_type = MessageType(message_type)  # the shared request methods pass the legacy numbers
         stray = getattr(self._port, "in_waiting", 0)
         if stray or self._parser.pending:
             raise ProtocolError(
@@ -350,21 +353,3 @@ class KenningClient:
         """PING with FAIL: the session ends; the device may next be spoken to in either protocol."""
         self.request(MessageType.PING, flags=Flag.FAIL)
         self.state = "disconnected"
-
-    def load_iospec(self, iospec: bytes) -> None:
-        self.request(MessageType.IO_SPEC, iospec)
-
-    def load_model(self, vmfb: bytes, *, timeout_s: float = 120.0) -> None:
-        self.request(MessageType.MODEL, vmfb, timeout_s=timeout_s)
-
-    def send_input(self, data: bytes) -> None:
-        self.request(MessageType.DATA, data)
-
-    def run_inference(self, *, timeout_s: float | None = None) -> None:
-        self.request(MessageType.PROCESS, timeout_s=timeout_s)
-
-    def read_output(self) -> bytes:
-        return self.request(MessageType.OUTPUT).payload
-
-    def read_stats(self) -> dict[str, int]:
-        return parse_stats(self.request(MessageType.STATS).payload)

@@ -12,7 +12,7 @@ import enum
 import struct
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 HEADER = struct.Struct("<IH")
 HEADER_SIZE = HEADER.size  # 6
@@ -165,8 +165,40 @@ _STATE_AFTER = {
 }
 
 
-class DeviceClient:
+class RequestMethods:
+    """The high-level requests, the same for both protocols' clients (their request types have the same
+    numbers). A client provides ``request`` and ``parse_stats``."""
+
+    def request(self, message_type: Any, payload: bytes = b"", *, timeout_s: float | None = None) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def parse_stats(payload: bytes) -> dict[str, int]:
+        raise NotImplementedError
+
+    def load_iospec(self, iospec: bytes) -> None:
+        self.request(MessageType.IOSPEC, iospec)
+
+    def load_model(self, vmfb: bytes, *, timeout_s: float = 120.0) -> None:
+        self.request(MessageType.MODEL, vmfb, timeout_s=timeout_s)
+
+    def send_input(self, data: bytes) -> None:
+        self.request(MessageType.DATA, data)
+
+    def run_inference(self, *, timeout_s: float | None = None) -> None:
+        self.request(MessageType.PROCESS, timeout_s=timeout_s)
+
+    def read_output(self) -> bytes:
+        return self.request(MessageType.OUTPUT).payload
+
+    def read_stats(self) -> dict[str, int]:
+        return self.parse_stats(self.request(MessageType.STATS).payload)
+
+
+class DeviceClient(RequestMethods):
     """Strict request/response over a port: every request waits for one reply within its timeout."""
+
+    parse_stats = staticmethod(parse_stats)
 
     protocol = PROTOCOL
 
@@ -227,21 +259,3 @@ class DeviceClient:
 
     def disconnect(self) -> None:
         """The legacy protocol has no session end."""
-
-    def load_iospec(self, iospec: bytes) -> None:
-        self.request(MessageType.IOSPEC, iospec)
-
-    def load_model(self, vmfb: bytes, *, timeout_s: float = 120.0) -> None:
-        self.request(MessageType.MODEL, vmfb, timeout_s=timeout_s)
-
-    def send_input(self, data: bytes) -> None:
-        self.request(MessageType.DATA, data)
-
-    def run_inference(self, *, timeout_s: float | None = None) -> None:
-        self.request(MessageType.PROCESS, timeout_s=timeout_s)
-
-    def read_output(self) -> bytes:
-        return self.request(MessageType.OUTPUT).payload
-
-    def read_stats(self) -> dict[str, int]:
-        return parse_stats(self.request(MessageType.STATS).payload)

@@ -16,7 +16,7 @@ import yaml
 from wand_assets.automation import COMPILE, DEVICE, HEAD, HOST_REFERENCE, REPORT
 from wand_assets.core.artifacts import remove_stale_temps
 from wand_assets.core.handoff import CHAIN_TAG
-from wand_assets.core.targets import DEVICE_TARGETS
+from wand_assets.core.targets import DEVICE_TARGETS, get_target
 from wand_assets.definitions import ASSET_CHECKS, ASSETS, RESOURCES
 
 _INTERRUPTS = (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)
@@ -56,17 +56,29 @@ class Stage:
         return self.label
 
 
-def plan_stages(targets: Sequence[str] | None = None, *, device_stages: bool = True) -> list[Stage]:
+def plan_stages(targets: Sequence[str] | None = None, *, device_stages: bool = True, backend: str = "qemu") -> list[Stage]:
     """The chain of runs: the head, the host reference, per device target its .vmfb (and, unless
-    ``device_stages`` is off, its firmware and device evaluation, else marked skipped), the report."""
+    ``device_stages`` is off, its firmware and device evaluation, else marked skipped), the report.
+
+    A target the simulator ``backend`` cannot run (Springbok on QEMU) gets its .vmfb only, with its
+    device stages skipped and the reason given, unless it was asked for by name (then it fails saying why).
+    """
+    asked = set(targets or ())
     targets = [t for t in (targets or DEVICE_TARGETS) if t != "host"]  # "host": the host reference, always run
     unknown = [t for t in targets if t not in DEVICE_TARGETS]
     if unknown:
         raise ValueError(f"unknown device targets {unknown}; known: {', '.join(DEVICE_TARGETS)}")
+    runnable = [t for t in targets if t in asked or backend != "qemu" or get_target(t).device_board.runs_on_qemu]
     stages = [Stage(HEAD), Stage(HOST_REFERENCE)]
-    stages.extend(Stage(COMPILE + DEVICE if device_stages else COMPILE, t) for t in targets)
+    stages.extend(Stage(COMPILE + DEVICE if device_stages and t in runnable else COMPILE, t) for t in targets)
     if not device_stages:
         stages += [Stage(DEVICE, t, status="skipped") for t in targets]
+    else:
+        stages += [
+            Stage(DEVICE, t, status="skipped", error=f"QEMU does not emulate the {get_target(t).device_board.name} board")
+            for t in targets
+            if t not in runnable
+        ]
     stages.append(Stage(REPORT))
     return stages
 
@@ -122,10 +134,10 @@ def materialize_all(
 
     First removes the temporaries that killed runs left under the artifact root (never a live run's).
     """
-    stages = plan_stages(targets, device_stages=device_stages)
+    merged_resources = {**RESOURCES, **(resources or {})}
+    stages = plan_stages(targets, device_stages=device_stages, backend=merged_resources["simulator"].backend)
     if progress is not None:
         progress.extend(stages)
-    merged_resources = {**RESOURCES, **(resources or {})}
     root = merged_resources["artifact_store"].store().root
     if removed := remove_stale_temps(root):
         log(f"removed {len(removed)} temporary file(s) left by killed runs under {root}")

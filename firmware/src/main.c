@@ -23,8 +23,10 @@
 static uint8_t message_buffer[WAND_BUFFER_SIZE] __attribute__((aligned(4)));
 
 static bool uart_wait_byte(void* self, uint8_t* out_byte) {
-  while (!wand_uart_try_read((wand_uart_t*)self, out_byte)) {
-  }
+  wand_uart_t* uart = (wand_uart_t*)self;
+  do {
+    wand_uart_wait_readable(uart, UINT64_MAX);
+  } while (!wand_uart_try_read(uart, out_byte));
   return true;
 }
 

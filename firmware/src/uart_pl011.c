@@ -22,6 +22,19 @@ enum {
   kCrEnable = (1u << 0) | (1u << 8) | (1u << 9),  // UART, TX and RX on
 };
 
+#define CLINT_MTIMECMP_OFFSET 0x4000u  // hart 0
+static const uint32_t kMieMtie = 1u << 7;
+// How often an idle wait looks at the FIFO: every 0.1 ms of mtime.
+static const uint64_t kIdleTickTicks = WAND_BOARD_MTIME_HZ / 10000u;
+
+static void set_mtimecmp(uint64_t when) {
+  volatile uint32_t* cmp =
+      (volatile uint32_t*)(WAND_BOARD_CLINT_BASE + CLINT_MTIMECMP_OFFSET);
+  cmp[1] = UINT32_MAX;  // no early match while the two halves disagree
+  cmp[0] = (uint32_t)when;
+  cmp[1] = (uint32_t)(when >> 32);
+}
+
 static inline uint32_t reg_read(const wand_uart_t* uart, uintptr_t reg) {
   return *(volatile uint32_t*)(uart->base + reg);
 }
@@ -54,30 +67,34 @@ void wand_uart_write(wand_uart_t* uart, const uint8_t* data, size_t length) {
   }
 }
 
+// Springbok's .repl wires no UART interrupt, only the CLINT's timer and
+// software interrupts, so the wait is woken by a timer tick that checks the
+// FIFO. With mstatus.MIE off (it never goes on) and mie.MTIE on, wfi returns
+// when the timer is pending without trapping: no handler, no context save.
+static inline bool readable(const wand_uart_t* uart) {
+  return (reg_read(uart, kRegFr) & kFrRxEmpty) == 0;
+}
+
+bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
+  if (readable(uart)) return true;
+  const uint64_t start = wand_board_mtime();
+  __asm__ volatile("csrs mie, %0" : : "r"(kMieMtie));
+  bool ready = false;
+  while (!(ready = readable(uart))) {
+    const uint64_t now = wand_board_mtime();
+    if (now - start >= timeout_ticks) break;
+    set_mtimecmp(now + kIdleTickTicks);
+    __asm__ volatile("wfi");
+  }
+  __asm__ volatile("csrc mie, %0" : : "r"(kMieMtie));
+  set_mtimecmp(UINT64_MAX);  // and with it the pending timer interrupt
+  return ready;
+}
+
 bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte) {
   if (reg_read(uart, kRegFr) & kFrRxEmpty) return false;
   const uint32_t data = reg_read(uart, kRegDr);
   if (data & kDrErrors) ++uart->line_errors;
   *out_byte = (uint8_t)data;
   return true;
-}
-
-size_t wand_uart_read(wand_uart_t* uart, uint8_t* buffer, size_t length,
-                      uint64_t timeout_ticks) {
-  size_t count = 0;
-  while (count < length) {
-    if (wand_uart_try_read(uart, &buffer[count])) {
-      ++count;
-      continue;
-    }
-    // The FIFO is empty: start the inter-byte clock.
-    const uint64_t start = wand_board_mtime();
-    bool got = false;
-    while (!got) {
-      got = wand_uart_try_read(uart, &buffer[count]);
-      if (!got && wand_board_mtime() - start >= timeout_ticks) return count;
-    }
-    ++count;
-  }
-  return count;
 }

@@ -115,3 +115,15 @@ def test_iree_defaults_variant_compiles_without_the_projects_flags():
     tuned = iree_tools.compile_flags(get_target("rv32imf_zve32f_vlen512"))
     assert set(iree_tools.OPTIMISATION_FLAGS) <= set(tuned)
     assert not set(iree_tools.OPTIMISATION_FLAGS) & set(plain)
+
+
+def test_the_default_chain_leaves_out_what_qemu_cannot_run():
+    from wand_assets.pipeline import plan_stages
+
+    def partitions(stages):
+        return {s.partition for s in stages if s.partition}
+
+    assert "rv32imf_zve32f_vlen512_springbok" not in partitions(plan_stages())
+    assert "rv32imf_zve32f_vlen512_springbok" in partitions(plan_stages(backend="renode"))
+    assert "rv32imf_zve32f_vlen512_springbok" in partitions(plan_stages(device_stages=False))  # its .vmfb still
+    assert partitions(plan_stages(["rv32imf_zve32f_vlen512_springbok"])) == {"rv32imf_zve32f_vlen512_springbok"}

@@ -53,8 +53,9 @@ void wand_uart_init(wand_uart_t* uart, uintptr_t base, uint32_t clock_hz,
   reg_write(uart, kRegImsc, 0);
   reg_write(uart, kRegIbrd, divisor64 >> 6);
   reg_write(uart, kRegFbrd, divisor64 & 0x3fu);
-  // Unlike the 16550's FCR, LCR_H does not flush the receive FIFO, so bytes
-  // a host sent before boot stay queued.
+  // The PL011 has no receive-FIFO reset bit like the 16550's FCR; that
+  // Renode's model keeps bytes sent before this write is not yet tested
+  // (the boot-race test covers the NS16550 targets in QEMU only).
   reg_write(uart, kRegLcrH, kLcrH8N1Fifo);
   reg_write(uart, kRegCr, kCrEnable);
 }

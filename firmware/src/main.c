@@ -15,8 +15,10 @@
 #ifndef WAND_UART_TIMEOUT_MS
 #define WAND_UART_TIMEOUT_MS 100
 #endif
+// Multiplied before dividing: a timer whose rate is not a whole number of kHz
+// keeps its exact tick count.
 #define UART_TIMEOUT_TICKS \
-  ((uint64_t)WAND_UART_TIMEOUT_MS * (WAND_BOARD_MTIME_HZ / 1000u))
+  ((uint64_t)WAND_UART_TIMEOUT_MS * WAND_BOARD_MTIME_HZ / 1000u)
 
 // Requests arrive here and replies are built in place; the header sits 2
 // bytes in so that the payload (a .vmfb, tensors) is 4-byte aligned.

@@ -26,6 +26,10 @@ DEVICE_WINDOWS = 24
 # The device variants the suite builds and evaluates (the scalar and the Springbok-like vector target);
 # the other registry entries are one line each, measured by benchmarks/sweep.py.
 TESTED_TARGETS = ["rv32imf", "rv32imf_zve32f_vlen512"]
+# The seed's platform: the same kernels as rv32imf_zve32f_vlen512, on Springbok in Renode only.
+SPRINGBOK_TARGET = "rv32imf_zve32f_vlen512_springbok"
+SPRINGBOK_TWIN = "rv32imf_zve32f_vlen512"
+SHARED_SPRINGBOK = REPO.parent / "shared" / "deps" / "springbok"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -44,6 +48,15 @@ def dataset_dir() -> Path:
     path = Path(os.environ.get("WAND_DATASET") or SHARED_DATASET)
     if not (path / "wing").is_dir():
         pytest.skip(f"the Magic Wand dataset folder is not at {path}; set WAND_DATASET to it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def springbok_dir() -> Path:
+    """Springbok's Renode files (Kenning's .resc/.repl and the .cs): $WAND_SPRINGBOK_DIR or ../shared/deps/springbok."""
+    path = Path(os.environ.get("WAND_SPRINGBOK_DIR") or SHARED_SPRINGBOK).resolve()
+    if not (path / "springbok.resc").is_file():
+        pytest.skip(f"Springbok's Renode files are not at {path}; set WAND_SPRINGBOK_DIR to their folder")
     return path
 
 

@@ -8,6 +8,7 @@ from typing import cast
 
 import numpy as np
 import pytest
+from conftest import SPRINGBOK_TARGET
 
 from wand_assets.core.targets import DEVICE_TARGETS, QEMU_VIRT, get_target
 from wand_assets.device import simulators
@@ -19,6 +20,7 @@ from wand_assets.device.renode.board import BOARD_SCRIPT, render_board
 from wand_assets.device.renode.plan import RenodeSetup, make_plan, monitor_variable_name, setup_commands
 from wand_assets.device.renode.session import RenodeSession, WorkerConnection
 from wand_assets.device.renode.sniffer import MarkingPort
+from wand_assets.device.resources import SimulatorResource
 
 # --- board and setup -------------------------------------------------------------------------------
 
@@ -83,36 +85,57 @@ def test_default_plan_uses_the_wand_board_script(tmp_path):
     assert plan.create_uart_pty and plan.uart_pty.startswith(str((tmp_path / "work").resolve()))
 
 
-def seed_like_setup(tmp_path) -> RenodeSetup:
-    for name in ("springbok.resc", "springbok.repl", "SpringbokRiscV32.cs"):
-        (tmp_path / name).write_text("// stand-in\n")
-    return RenodeSetup(
-        resc=str(tmp_path / "springbok.resc"),
-        dependencies=(str(tmp_path / "springbok.repl"), str(tmp_path / "SpringbokRiscV32.cs")),
-        uart_pty="/tmp/uart",
-        log_uart="",
-        monitor_commands=("sysbus.cpu EnableProfiler",),
-        post_start_commands=("sysbus.vec_controlblock WriteDoubleWord 0xc 0",),
-    )
+def springbok_setup(springbok_dir) -> RenodeSetup:
+    return SimulatorResource(backend="renode", renode_platform_dir=str(springbok_dir)).setup_for(get_target(SPRINGBOK_TARGET))
 
 
-def test_seed_setup_command_sequence(tmp_path):
+def test_springbok_setup_command_sequence(tmp_path, springbok_dir):
     (tmp_path / "iree_runtime").write_bytes(b"\x7fELF")
-    plan = make_plan(tmp_path / "iree_runtime", None, tmp_path / "work", seed_like_setup(tmp_path))
+    work = (tmp_path / "work").resolve()
+    plan = make_plan(tmp_path / "iree_runtime", None, work, springbok_setup(springbok_dir))
     commands = setup_commands(plan)
     assert commands == [
-        f"logFile @{tmp_path}/work/renode.log",
-        f"$springbok_repl=@{tmp_path}/springbok.repl",
-        f"$springbokriscv32_cs=@{tmp_path}/SpringbokRiscV32.cs",
+        f"logFile @{work}/renode.log",
+        f"$springbok_repl=@{springbok_dir}/springbok.repl",
+        f"$springbokriscv32_cs=@{springbok_dir}/SpringbokRiscV32.cs",
         f"$bin=@{tmp_path}/iree_runtime",
-        f"include @{tmp_path}/springbok.resc",
+        f"include @{work}/springbok.resc",  # the session's own copy (below)
         "mach set 0",
-        "sysbus.cpu EnableRiscvOpcodesCounting",
-        "sysbus.cpu EnableProfiler",
-    ]
-    # The script makes its own pty (Kenning's /tmp/uart): nothing is created or connected here.
-    assert not plan.create_uart_pty and plan.uart_pty == "/tmp/uart"
+    ]  # no EnableRiscvOpcodesCounting: the script enables it, and a second time is an error in Renode
+    assert plan.opcode_counting and not plan.enable_opcode_counting
+    # The script makes its own pty; the copy run here makes it in the session's folder instead of /tmp/uart.
+    assert not plan.create_uart_pty and plan.uart_pty == f"{work}/uart.pty"
     assert plan.post_start_commands == ["sysbus.vec_controlblock WriteDoubleWord 0xc 0"]
+    assert plan.log_uart == ""  # the log is simprint's, in Renode's log
+
+
+def test_springbok_script_runs_as_a_private_copy_and_the_users_file_stays(tmp_path, springbok_dir):
+    original = (springbok_dir / "springbok.resc").read_text()
+    plans = [make_plan(tmp_path / "fw.elf", None, tmp_path / f"run{i}", springbok_setup(springbok_dir)) for i in (1, 2)]
+    copies = [Path(p.resc).read_text() for p in plans]
+    assert (springbok_dir / "springbok.resc").read_text() == original
+    assert plans[0].uart_pty != plans[1].uart_pty
+    for plan, copy in zip(plans, copies, strict=True):
+        assert '"/tmp/uart"' not in copy and f'"{plan.uart_pty}"' in copy
+        assert copy.replace(f'"{plan.uart_pty}"', '"/tmp/uart"') == original  # nothing else changed
+
+
+def test_a_script_without_the_named_pty_is_refused(tmp_path, springbok_dir):
+    (tmp_path / "springbok.resc").write_text("mach create\n")
+    setup = dataclasses.replace(springbok_setup(springbok_dir), resc=str(tmp_path / "springbok.resc"))
+    with pytest.raises(SimulatorError, match="does not create the pty"):
+        make_plan(tmp_path / "fw.elf", None, tmp_path / "w", setup)
+
+
+def test_springbok_files_must_be_pointed_at(monkeypatch):
+    monkeypatch.delenv("WAND_SPRINGBOK_DIR", raising=False)
+    with pytest.raises(SimulatorError, match="WAND_SPRINGBOK_DIR"):
+        SimulatorResource(backend="renode").setup_for(get_target(SPRINGBOK_TARGET))
+
+
+def test_qemu_refuses_the_springbok_target_with_a_clear_message(tmp_path):
+    with pytest.raises(SimulatorError, match="QEMU does not emulate"):
+        SimulatorResource(backend="qemu").session(tmp_path / "fw.elf", get_target(SPRINGBOK_TARGET), tmp_path, print)
 
 
 def test_wand_board_commands_connect_both_uarts_to_ptys(tmp_path):

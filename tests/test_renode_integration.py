@@ -13,7 +13,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DEVICE_WINDOWS, TESTED_TARGETS, pipeline_resources, quick_config
+from conftest import DEVICE_WINDOWS, SPRINGBOK_TARGET, SPRINGBOK_TWIN, TESTED_TARGETS, pipeline_resources, quick_config
 
 from wand_assets.core.handoff import latest_entry
 from wand_assets.core.targets import get_target
@@ -169,3 +169,77 @@ def test_monitor_errors_are_reported_with_the_command(device_pipeline, tmp_path)
         renode.start_renode(elf, get_target("rv32imf"), tmp_path, setup=setup),
     ):
         pass
+
+
+@pytest.fixture(scope="module")
+def springbok_run(device_pipeline_copy, dataset_dir, springbok_dir):
+    """The Springbok target built and evaluated through Dagster on the seed's own Renode files, then the report."""
+    if RENODE_MISSING:
+        pytest.skip(RENODE_MISSING)
+    resources = {
+        **RESOURCES,
+        **pipeline_resources(device_pipeline_copy.root, dataset_dir),
+        "simulator": SimulatorResource(backend="renode", renode_platform_dir=str(springbok_dir)),
+    }
+    everything = [*ASSETS, *ASSET_CHECKS]
+    config = dg.RunConfig(ops={"device_evaluation": quick_config()["device_evaluation"]})
+    result = dg.materialize(
+        everything,
+        selection=["compiled_model", "firmware", "device_evaluation"],
+        partition_key=SPRINGBOK_TARGET,
+        instance=device_pipeline_copy.instance,
+        resources=resources,
+        run_config=config,
+    )
+    instance = device_pipeline_copy.instance
+    report = dg.materialize(everything, selection=["evaluation_report"], instance=instance, resources=resources)
+    return instance, result, report
+
+
+@needs_renode
+def test_springbok_evaluates_on_the_seeds_platform_files(springbok_run, device_pipeline, springbok_dir):
+    instance, result, _ = springbok_run
+    (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "device_matches_host"]
+    assert gate.passed
+    entry = device_entry(instance, SPRINGBOK_TARGET)
+    summary = json.loads((entry / "summary.json").read_text())
+    assert summary["simulator"]["script"].endswith("springbok.resc")
+    assert summary["simulator"]["post_start_commands"] == ["sysbus.vec_controlblock WriteDoubleWord 0xc 0"]
+    assert str(springbok_dir / "springbok.repl") in summary["simulator"]["variables"].values()
+    # The log came through simprint into Renode's log.
+    assert "Runtime started" in (entry / "firmware.log").read_text()
+    # The same kernels as the vlen512 target on QEMU's virt board: the same predictions and invoke count.
+    on_springbok = pd.read_parquet(entry / "results.parquet")
+    twin = pd.read_parquet(device_entry(device_pipeline.instance, SPRINGBOK_TWIN) / "results.parquet")
+    scores = [c for c in twin.columns if c.startswith("device_") and c != "device_class"]
+    assert len(on_springbok) == DEVICE_WINDOWS
+    assert np.array_equal(on_springbok["device_class"], twin["device_class"])
+    assert np.abs(on_springbok[scores].to_numpy() - twin[scores].to_numpy()).max() <= 1e-6
+    assert on_springbok["inference_instructions"].median() == pytest.approx(twin["inference_instructions"].median(), rel=0.01)
+    stats = json.loads((entry / "renode_stats.json").read_text())
+    assert stats["vector_opcodes_fraction"] > 0.01
+    assert stats["instructions_per_inference_pass"] > twin["inference_instructions"].median()
+    assert len(stats["request_window_instructions"]) == DEVICE_WINDOWS
+    metadata = result.asset_materializations_for_node("device_evaluation")[0].metadata
+    assert metadata["renode_instructions_per_inference_pass"].value == pytest.approx(stats["instructions_per_inference_pass"])
+    device = on_springbok["inference_instructions"].median()
+    print(
+        f"\n{SPRINGBOK_TARGET}: {DEVICE_WINDOWS} windows; Renode {stats['instructions_per_inference_pass']:,.0f} "
+        f"instructions per pass, vector share {100 * stats['vector_opcodes_fraction']:.2f} %; device {device:,.0f} "
+        f"per inference, {1e3 * on_springbok['simulated_seconds'].mean():.4f} ms simulated; "
+        f"session {stats['session_wall_seconds']:.1f} s"
+    )
+
+
+@needs_renode
+def test_report_shows_springbok_beside_the_wand_board_and_the_seed(springbok_run):
+    from wand_assets.core.seed import SEED
+
+    instance, _, report = springbok_run
+    assert report.success
+    markdown = (latest_entry(instance, "evaluation_report") / "report.md").read_text()
+    section = markdown.split("### Against the seed", 1)[1].split("\n### ", 1)[0]
+    assert SPRINGBOK_TARGET in section and f"{SEED.instructions_per_pass:,}" in section
+    assert f"{SEED.inference_ms_mean:.3f}" in section and f"{100 * SEED.vector_share:.1f}" in section
+    per_pass = json.loads((device_entry(instance, SPRINGBOK_TARGET) / "renode_stats.json").read_text())
+    assert f"{per_pass['instructions_per_inference_pass']:,.0f}" in section

@@ -16,7 +16,7 @@ import yaml
 from wand_assets.automation import COMPILE, DEVICE, HEAD, HOST_REFERENCE, REPORT
 from wand_assets.core.artifacts import remove_stale_temps
 from wand_assets.core.handoff import CHAIN_TAG
-from wand_assets.core.targets import DEVICE_TARGETS
+from wand_assets.core.targets import DEVICE_TARGETS, get_target
 from wand_assets.definitions import ASSET_CHECKS, ASSETS, RESOURCES
 
 _INTERRUPTS = (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)
@@ -56,19 +56,32 @@ class Stage:
         return self.label
 
 
-def plan_stages(targets: Sequence[str] | None = None, *, device_stages: bool = True) -> list[Stage]:
+def plan_stages(targets: Sequence[str] | None = None, *, device_stages: bool = True, backend: str = "qemu") -> list[Stage]:
     """The chain of runs: the head, the host reference, per device target its .vmfb (and, unless
-    ``device_stages`` is off, its firmware and device evaluation, else marked skipped), the report."""
+    ``device_stages`` is off, its firmware and device evaluation, else marked skipped), the report.
+
+    With the device stages on, the default chain leaves out the targets the simulator ``backend``
+    cannot run (Springbok on QEMU: :func:`unrunnable_targets`); asked for by name, such a target is
+    kept and its evaluation fails saying why.
+    """
+    asked = set(targets or ())
     targets = [t for t in (targets or DEVICE_TARGETS) if t != "host"]  # "host": the host reference, always run
     unknown = [t for t in targets if t not in DEVICE_TARGETS]
     if unknown:
         raise ValueError(f"unknown device targets {unknown}; known: {', '.join(DEVICE_TARGETS)}")
+    if device_stages:
+        targets = [t for t in targets if t in asked or t not in unrunnable_targets(backend)]
     stages = [Stage(HEAD), Stage(HOST_REFERENCE)]
     stages.extend(Stage(COMPILE + DEVICE if device_stages else COMPILE, t) for t in targets)
     if not device_stages:
         stages += [Stage(DEVICE, t, status="skipped") for t in targets]
     stages.append(Stage(REPORT))
     return stages
+
+
+def unrunnable_targets(backend: str) -> list[str]:
+    """The device targets ``backend`` cannot evaluate: QEMU does not emulate every board (Springbok)."""
+    return [t for t in DEVICE_TARGETS if backend == "qemu" and not get_target(t).device_board.runs_on_qemu]
 
 
 def _all_assets() -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:
@@ -122,10 +135,13 @@ def materialize_all(
 
     First removes the temporaries that killed runs left under the artifact root (never a live run's).
     """
-    stages = plan_stages(targets, device_stages=device_stages)
+    merged_resources = {**RESOURCES, **(resources or {})}
+    backend = merged_resources["simulator"].backend
+    stages = plan_stages(targets, device_stages=device_stages, backend=backend)
+    if device_stages and not targets and (left_out := unrunnable_targets(backend)):
+        log(f"left out {', '.join(left_out)}: the {backend} backend cannot run their boards (use backend renode)")
     if progress is not None:
         progress.extend(stages)
-    merged_resources = {**RESOURCES, **(resources or {})}
     root = merged_resources["artifact_store"].store().root
     if removed := remove_stale_temps(root):
         log(f"removed {len(removed)} temporary file(s) left by killed runs under {root}")

@@ -17,7 +17,7 @@
 #define SIFIVE_TEST_PASS 0x5555u
 #define SIFIVE_TEST_FAIL 0x3333u
 
-// Linker script symbols (qemu_virt.ld).
+// Linker script symbols (wand.ld).
 extern uint32_t __stack_bottom[];
 extern uint32_t __stack_top[];
 extern char __heap_start[];
@@ -44,16 +44,22 @@ typedef struct wand_trap_frame_t {
 // Startup
 //===----------------------------------------------------------------------===//
 
+#if !WAND_BOARD_LOG_SIMPRINT
 // QEMU's -bios none boot code passes the device tree address in a1; Renode
 // leaves a1 = 0. Only an aligned address in the RAM window is dereferenced.
 static bool boot_arg_is_fdt(uintptr_t boot_arg) {
   if (boot_arg < WAND_BOARD_RAM_BASE || (boot_arg & 3u) != 0) return false;
   return *(volatile const uint32_t*)boot_arg == FDT_MAGIC_LE;
 }
+#endif
 
 void wand_board_start(uintptr_t hart_id, uintptr_t boot_arg);
 void wand_board_start(uintptr_t hart_id, uintptr_t boot_arg) {
   (void)hart_id;
+#if WAND_BOARD_LOG_SIMPRINT
+  (void)boot_arg;
+  wand_log_set_sink(WAND_LOG_SINK_SIMPRINT);
+#else
   if (boot_arg_is_fdt(boot_arg)) {
     wand_log_set_sink(WAND_LOG_SINK_SEMIHOSTING);
     // A harmless call: when QEMU runs without -semihosting-config it traps
@@ -62,6 +68,7 @@ void wand_board_start(uintptr_t hart_id, uintptr_t boot_arg) {
   } else {
     wand_log_set_sink(WAND_LOG_SINK_UART);
   }
+#endif
   __libc_init_array();
   wand_board_exit(main());
 }
@@ -107,9 +114,11 @@ wand_board_counters_t wand_board_read_counters(void) {
 //===----------------------------------------------------------------------===//
 
 void wand_board_exit(int code) {
-  volatile uint32_t* test = (volatile uint32_t*)WAND_BOARD_TEST_BASE;
-  *test = code == 0 ? SIFIVE_TEST_PASS
-                    : (((uint32_t)code & 0xffffu) << 16) | SIFIVE_TEST_FAIL;
+  if (WAND_BOARD_TEST_BASE != 0) {
+    volatile uint32_t* test = (volatile uint32_t*)WAND_BOARD_TEST_BASE;
+    *test = code == 0 ? SIFIVE_TEST_PASS
+                      : (((uint32_t)code & 0xffffu) << 16) | SIFIVE_TEST_FAIL;
+  }
   // Without a test device (Renode) the machine parks here.
   for (;;) {
     __asm__ volatile("wfi");
@@ -197,7 +206,13 @@ size_t wand_board_heap_peak_bytes(void) {
 // IREE's clock (IREE_TIME_NOW_FN in iree_user_config.h).
 int64_t wand_board_time_ns(void);
 int64_t wand_board_time_ns(void) {
-  return (int64_t)(wand_board_mtime() * (1000000000u / WAND_BOARD_MTIME_HZ));
+  // Whole seconds and the remainder apart: 1e9 / 24 MHz is not a whole number
+  // of ns, and ticks * 1e9 would overflow 64 bits after 768 s at 24 MHz.
+  const uint64_t ticks = wand_board_mtime();
+  const uint64_t seconds = ticks / WAND_BOARD_MTIME_HZ;
+  const uint64_t rest = ticks % WAND_BOARD_MTIME_HZ;
+  return (int64_t)(seconds * 1000000000u +
+                   rest * 1000000000u / WAND_BOARD_MTIME_HZ);
 }
 
 // IREE's sleep (IREE_WAIT_UNTIL_FN): a single-threaded machine can only spin.

@@ -8,7 +8,9 @@
 //   WAND_BOARD_CLINT_BASE     CLINT; mtime at +0xBFF8, WAND_BOARD_MTIME_HZ
 //   WAND_BOARD_UART0_BASE     NS16550A UART 0: the Kenning protocol
 //   WAND_BOARD_LOG_UART_BASE  NS16550A log UART: only used when semihosting is absent
-//   WAND_BOARD_RAM_BASE       RAM (see qemu_virt.ld for the sizes)
+//   WAND_BOARD_RAM_BASE       RAM (see wand.ld for the layout)
+//   WAND_BOARD_LOG_SIMPRINT   1: log with Springbok's simprint (log UART and
+//                             test device bases are then 0: absent)
 
 #ifndef WAND_BOARD_H_
 #define WAND_BOARD_H_

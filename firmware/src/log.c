@@ -1,4 +1,4 @@
-// Log sinks: RISC-V semihosting (SYS_WRITE0) or the log UART.
+// Log sinks: RISC-V semihosting (SYS_WRITE0), the log UART or simprint.
 
 #include "log.h"
 
@@ -9,6 +9,9 @@
 
 #include "board.h"
 #include "uart.h"
+#if WAND_BOARD_LOG_SIMPRINT
+#include "simprint.h"
+#endif
 
 #define SEMIHOST_SYS_WRITE0 0x04
 
@@ -35,6 +38,11 @@ void wand_log_write(const char* text) {
       break;
     case WAND_LOG_SINK_UART:
       wand_uart_write(&log_uart, (const uint8_t*)text, strlen(text));
+      break;
+    case WAND_LOG_SINK_SIMPRINT:
+#if WAND_BOARD_LOG_SIMPRINT
+      wand_simprint_write(text);
+#endif
       break;
     case WAND_LOG_SINK_NONE:
       break;

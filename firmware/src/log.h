@@ -3,7 +3,8 @@
 //
 // wand_log is the only function protocol.c uses (host builds such as the
 // fuzzer provide their own). The firmware's log.c routes lines to RISC-V
-// semihosting (QEMU) or to a second NS16550 "log UART" (Renode); board.c
+// semihosting (QEMU), to a second NS16550 "log UART" (Renode's wand board)
+// or to Springbok's simprint instruction; board.c
 // chooses the sink at boot (see README.md, "Log channel").
 
 #ifndef WAND_LOG_H_
@@ -23,6 +24,7 @@ typedef enum wand_log_sink_e {
   WAND_LOG_SINK_NONE = 0,
   WAND_LOG_SINK_SEMIHOSTING = 1,  // QEMU: -semihosting-config ...,chardev=log
   WAND_LOG_SINK_UART = 2,         // Renode: NS16550 at WAND_BOARD_LOG_UART_BASE
+  WAND_LOG_SINK_SIMPRINT = 3,     // Springbok: the simprint instruction
 } wand_log_sink_t;
 
 // Selects (and initialises) the sink. Lines written before go nowhere.

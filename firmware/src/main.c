@@ -16,16 +16,20 @@
 #ifndef WAND_UART_TIMEOUT_MS
 #define WAND_UART_TIMEOUT_MS 100
 #endif
+// Multiplied before dividing: a timer whose rate is not a whole number of kHz
+// keeps its exact tick count.
 #define UART_TIMEOUT_TICKS \
-  ((uint64_t)WAND_UART_TIMEOUT_MS * (WAND_BOARD_MTIME_HZ / 1000u))
+  ((uint64_t)WAND_UART_TIMEOUT_MS * WAND_BOARD_MTIME_HZ / 1000u)
 
 // Requests arrive here and replies are built in place; the header sits 2
 // bytes in so that the payload (a .vmfb, tensors) is 4-byte aligned.
 static uint8_t message_buffer[WAND_BUFFER_SIZE] __attribute__((aligned(4)));
 
 static bool uart_wait_byte(void* self, uint8_t* out_byte) {
-  while (!wand_uart_try_read((wand_uart_t*)self, out_byte)) {
-  }
+  wand_uart_t* uart = (wand_uart_t*)self;
+  do {
+    wand_uart_wait_readable(uart, UINT64_MAX);
+  } while (!wand_uart_try_read(uart, out_byte));
   return true;
 }
 

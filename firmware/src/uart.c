@@ -62,30 +62,18 @@ void wand_uart_write(wand_uart_t* uart, const uint8_t* data, size_t length) {
   }
 }
 
+bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
+  const uint64_t start = wand_board_mtime();
+  while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) {
+    if (wand_board_mtime() - start >= timeout_ticks) return false;
+  }
+  return true;
+}
+
 bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte) {
   uint8_t lsr = reg_read(uart, kRegLsr);
   if (lsr & kLsrErrors) ++uart->line_errors;
   if ((lsr & kLsrDataReady) == 0) return false;
   *out_byte = reg_read(uart, kRegRbrThrDll);
   return true;
-}
-
-size_t wand_uart_read(wand_uart_t* uart, uint8_t* buffer, size_t length,
-                      uint64_t timeout_ticks) {
-  size_t count = 0;
-  while (count < length) {
-    if (wand_uart_try_read(uart, &buffer[count])) {
-      ++count;
-      continue;
-    }
-    // Slow path: the FIFO is empty, start the inter-byte clock.
-    const uint64_t start = wand_board_mtime();
-    bool got = false;
-    while (!got) {
-      got = wand_uart_try_read(uart, &buffer[count]);
-      if (!got && wand_board_mtime() - start >= timeout_ticks) return count;
-    }
-    ++count;
-  }
-  return count;
 }

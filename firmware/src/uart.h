@@ -1,5 +1,6 @@
-// Polling driver for an NS16550A-compatible UART (QEMU virt, Renode
-// UART.NS16550): byte-wide registers, no interrupts.
+// UART drivers behind one API: NS16550A (uart.c: QEMU virt, Renode's
+// UART.NS16550) or PL011 (uart_pl011.c: Springbok); uart_read.c reads with an
+// inter-byte timeout on top of either.
 
 #ifndef WAND_UART_H_
 #define WAND_UART_H_
@@ -20,6 +21,12 @@ void wand_uart_init(wand_uart_t* uart, uintptr_t base, uint32_t clock_hz,
 
 // Sends |length| bytes, waiting for room in the transmitter.
 void wand_uart_write(wand_uart_t* uart, const uint8_t* data, size_t length);
+
+// Returns true once a byte is waiting (without reading it), false when none
+// came for |timeout_ticks| ticks of the CLINT mtime (UINT64_MAX: wait
+// forever). The NS16550 driver polls; the PL011 driver sleeps in wfi between
+// timer ticks (uart_pl011.c).
+bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks);
 
 // Returns true and the byte if one is waiting; never blocks.
 bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte);

@@ -10,26 +10,55 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+UART_NS16550 = "ns16550"
+UART_PL011 = "pl011"
+LOG_SEMIHOSTING_OR_UART = "semihosting_or_uart"  # semihosting under QEMU, the log UART under Renode
+LOG_SIMPRINT = "simprint"  # Springbok's custom instruction: lines land in Renode's log
+
+
+@dataclass(frozen=True)
+class RenodePlatform:
+    """A board whose Renode description the user supplies (e.g. Kenning's Springbok files): which
+    files make it and how the pipeline drives it. The files themselves are never in this repository;
+    the simulator resource points at the folder that holds them."""
+
+    resc: str  # file name of the script; the other files are exposed as $<name lower-cased, dots as _>
+    dependencies: tuple[str, ...]
+    uart_pty: str  # the pty path the script creates (each run gets a rewritten copy, see renode/plan.py)
+    post_start_commands: tuple[str, ...]  # e.g. releasing a CPU the script leaves halted
+    script_enables_opcode_counting: bool  # enabling it a second time is an error in Renode 1.15.1
+
 
 @dataclass(frozen=True)
 class Board:
-    """The memory map the firmware is built for and both simulators provide.
+    """The memory map and peripherals the firmware is built for and the simulators provide.
 
-    One definition: CMake gets it as cache variables (the linker script and ``firmware/src/board.h``
-    take it from there) and the Renode board is rendered from it. It describes QEMU's ``virt``
-    machine as far as the firmware uses it; QEMU maps more RAM than ``ram_size`` (128 MiB by
-    default) and the firmware uses the first ``ram_size`` bytes, which is all the Renode board maps.
+    One definition: CMake gets it as cache variables (the generated linker memory map and
+    ``firmware/src/board.h`` take it from there) and the wand board's Renode platform is rendered
+    from it. ``QEMU_VIRT`` describes QEMU's ``virt`` machine as far as the firmware uses it; QEMU maps
+    more RAM than ``ram_size`` (128 MiB by default) and the firmware uses the first ``ram_size`` bytes,
+    which is all the Renode board maps. A board with ``code_base`` set keeps code in its own memory
+    (instruction RAM) and everything else in RAM.
     """
 
     name: str
-    qemu_machine: str  # the -M of qemu-system-riscv32
+    qemu_machine: str  # the -M of qemu-system-riscv32; empty: QEMU does not emulate this board
     ram_base: int
     ram_size: int  # the firmware's stack sits at the top of it
     clint_base: int  # CLINT (mtime at +0xBFF8)
     mtime_hz: int  # the CLINT timer's frequency
-    uart0_base: int  # NS16550A: the protocol
-    log_uart_base: int  # NS16550A: the firmware's log when semihosting is absent (Renode)
-    test_device_base: int  # SiFive test device: exit status (QEMU; the Renode board has none)
+    uart0_base: int  # the protocol UART
+    log_uart_base: int  # NS16550A: the firmware's log when semihosting is absent (0: none)
+    test_device_base: int  # SiFive test device: exit status (0: none)
+    uart_driver: str = UART_NS16550
+    log_channel: str = LOG_SEMIHOSTING_OR_UART
+    code_base: int = 0  # 0: code shares RAM with the data
+    code_size: int = 0
+    renode_platform: RenodePlatform | None = None  # None: the wand board rendered from this definition
+
+    @property
+    def runs_on_qemu(self) -> bool:
+        return bool(self.qemu_machine)
 
 
 QEMU_VIRT = Board(
@@ -42,6 +71,31 @@ QEMU_VIRT = Board(
     uart0_base=0x1000_0000,
     log_uart_base=0x1000_1000,
     test_device_base=0x0010_0000,
+)
+
+# Antmicro's Springbok, the seed's simulated device, as its Renode files describe it (Kenning's
+# kenning-bare-metal-iree-runtime sim/config/ and iree-rv32-springbok's SpringbokRiscV32.cs).
+SPRINGBOK = Board(
+    name="springbok",
+    qemu_machine="",
+    code_base=0x3200_0000,  # instruction RAM, 1 MiB; the .resc starts the CPU here
+    code_size=1 << 20,
+    ram_base=0x3400_0000,  # data RAM, 16 MiB
+    ram_size=16 << 20,
+    clint_base=0x0200_0000,
+    mtime_hz=24_000_000,
+    uart0_base=0x4000_0000,
+    log_uart_base=0,
+    test_device_base=0,
+    uart_driver=UART_PL011,
+    log_channel=LOG_SIMPRINT,
+    renode_platform=RenodePlatform(
+        resc="springbok.resc",
+        dependencies=("springbok.repl", "SpringbokRiscV32.cs"),
+        uart_pty="/tmp/uart",
+        post_start_commands=("sysbus.vec_controlblock WriteDoubleWord 0xc 0",),
+        script_enables_opcode_counting=True,
+    ),
 )
 
 
@@ -104,6 +158,7 @@ class Target:
     def qemu_cpu(self) -> str:
         """The ``-cpu`` argument for qemu-system-riscv32."""
         self._require_device("QEMU")
+        self.require_qemu()
         if not self.has_vector:
             return "rv32,v=false"
         return f"rv32,v=true,vext_spec=v1.0,vlen={self.vlen},elen={self.elen}"
@@ -117,6 +172,15 @@ class Target:
             base += "v"
         return f"{base}_zicsr_zifencei"
 
+    def require_qemu(self) -> None:
+        """Raises :class:`ValueError` saying so when QEMU does not emulate this target's board."""
+        board = self.device_board
+        if not board.runs_on_qemu:
+            raise ValueError(
+                f"target {self.name!r} runs on the {board.name} board, which QEMU does not emulate; "
+                "evaluate it in Renode (the simulator resource's backend: renode)"
+            )
+
     def _require_device(self, simulator: str) -> None:
         if not self.is_device:
             raise ValueError(f"target {self.name!r} is the host reference; it has no {simulator} CPU")
@@ -125,7 +189,9 @@ class Target:
 _RV32_TRIPLE = "riscv32-pc-linux-elf"
 
 
-def _rv32imf_zve32f(vlen: int, *, name: str = "", description: str = "", iree_optimise: bool = True) -> Target:
+def _rv32imf_zve32f(
+    vlen: int, *, name: str = "", description: str = "", iree_optimise: bool = True, board: Board = QEMU_VIRT
+) -> Target:
     """RV32IMF + Zve32f with a VLEN of ``vlen`` bits: ``+zvl<vlen>b`` in the compiled code and the
     firmware, the same VLEN in both simulators (code built for a longer VLEN gives wrong outputs on a
     shorter one, so each VLEN is its own target)."""
@@ -140,7 +206,7 @@ def _rv32imf_zve32f(vlen: int, *, name: str = "", description: str = "", iree_op
         gcc_mabi="ilp32f",
         vlen=vlen,
         elen=32,
-        board=QEMU_VIRT,
+        board=board,
         iree_optimise=iree_optimise,
     )
 
@@ -176,6 +242,12 @@ TARGETS: dict[str, Target] = {
             name="rv32imf_zve32f_vlen512_iree_defaults",
             description="RV32IMF + Zve32f, VLEN 512, compiled with IREE's default flags (the baseline of the project's flags)",
             iree_optimise=False,
+        ),
+        _rv32imf_zve32f(
+            512,
+            name="rv32imf_zve32f_vlen512_springbok",
+            description="RV32IMF + Zve32f, VLEN 512 on Antmicro's Springbok in Renode (the seed's platform files)",
+            board=SPRINGBOK,
         ),
     )
 }

@@ -180,7 +180,7 @@ def device_evaluation(
     stage = store.stage("device_evaluation", target.name)
     if config.windows < 0:
         raise dg.Failure(f"windows must be 0 (the whole test split) or a positive count, not {config.windows}")
-    fp = fingerprint(asdict(inputs), simulator.identity(), config.windows, config.profile, DEVICE_EVAL_CODE_VERSION)
+    fp = fingerprint(asdict(inputs), simulator.identity(target), config.windows, config.profile, DEVICE_EVAL_CODE_VERSION)
     if config.force:  # a forced run measures again into an entry of its own; earlier entries stay as they were
         fp = fingerprint(fp, "forced", context.run_id)
     if (entry := stage.cached(fp)) is None:

@@ -251,6 +251,11 @@ def cmake_cache_variables(target: Target, *, iree_source: Path | None = None, ho
         "WAND_UART0_BASE": f"{board.uart0_base:#x}",
         "WAND_LOG_UART_BASE": f"{board.log_uart_base:#x}",
         "WAND_TEST_DEVICE_BASE": f"{board.test_device_base:#x}",
+        # Code in its own memory (Springbok's instruction RAM), or in RAM with the data (size 0).
+        "WAND_CODE_BASE": f"{board.code_base:#x}",
+        "WAND_CODE_SIZE": f"{board.code_size:#x}",
+        "WAND_UART_DRIVER": board.uart_driver,
+        "WAND_LOG_CHANNEL": board.log_channel,
     }
     if iree_source is not None:
         cache_vars["IREE_SOURCE_DIR"] = str(iree_source)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from wand_assets.core import plots
 from wand_assets.core.artifacts import sha256_file
+from wand_assets.core.seed import SEED
 from wand_assets.core.targets import DEVICE_TARGETS, TARGETS
 from wand_assets.data.dataset import CLASSES
 from wand_assets.device.firmware_build import ELF_NAME
@@ -195,6 +196,7 @@ def build_report(inputs: ReportInputs) -> tuple[Report, dict]:
         _variants_section(report, inputs, device, summary)
         _size_section(report, inputs, list(device))
         _profile_section(report, {t: d / "profile.json" for t, d in devices.items() if (d / "profile.json").is_file()}, summary)
+        _seed_section(report, device, results)
         for t, d in devices.items():
             renode = d / "renode_stats.json"
             if renode.is_file():
@@ -340,6 +342,55 @@ def _profile_section(report: Report, profiles: dict[str, Path], summary: dict) -
                 f"{t}: the 15 functions that execute the most instructions",
             )
         )
+
+
+def _seed_section(report: Report, device: dict[str, dict], results: dict[str, pd.DataFrame]) -> None:
+    """Each evaluated target beside the seed's published row, on the seed's terms where measured
+    (Kenning's per-pass count and vector share come from Renode sessions only)."""
+    rows = []
+    for t, s in device.items():
+        renode = s.get("renode") or {}
+        per_pass = renode.get("instructions_per_inference_pass")
+        share = renode.get("vector_opcodes_fraction")
+        rows.append(
+            [
+                t,
+                TARGETS[t].device_board.name,
+                s["simulator"].get("name", ""),
+                f"{per_pass:,.0f}" if per_pass else "(Renode only)",
+                f"{100 * share:.1f}" if share is not None else "(Renode only)",
+                f"{1e3 * float(results[t]['simulated_seconds'].mean()):.3f}",
+                f"{s['instructions_per_inference_median']:,.0f}",
+            ]
+        )
+    rows.append(
+        [
+            "seed (published)",
+            SEED.platform,
+            "Renode",
+            f"{SEED.instructions_per_pass:,}",
+            f"{100 * SEED.vector_share:.1f}",
+            f"{SEED.inference_ms_mean:.3f}",
+            "(not published)",
+        ]
+    )
+    report.add(Heading("Against the seed", 3))
+    report.add(
+        Table(
+            [
+                "target",
+                "board",
+                "simulator",
+                "instructions per pass (Kenning's definition)",
+                "vector share (%)",
+                "inference (ms, simulated)",
+                "instructions/inference (marginal, median)",
+            ],
+            rows,
+            f"The seed: {SEED.source}. Per pass: every instruction of the Renode session over the windows; "
+            "inference time: the device timer around the invoke (ours) or Kenning's host measurement (the seed's)",
+        )
+    )
 
 
 def _renode_section(report: Report, target: str, stats: dict) -> None:

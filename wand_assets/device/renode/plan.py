@@ -7,7 +7,8 @@ Two ways to describe the board:
   (:mod:`wand_assets.device.renode.board`), the protocol UART and the log UART on ptys created here;
 - the seed's own setup: any ``.resc`` plus dependency files (each exposed as a monitor variable
   named after the file, Kenning's convention: :func:`monitor_variable_name`), extra monitor commands,
-  post-start commands, an init message and, if the script makes its own pty, that pty's path.
+  post-start commands, an init message and, if the script makes its own pty, that pty's path (the
+  session then runs a copy of the script with a pty of its own: :func:`private_copy_of_script`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,25 @@ class RenodeSetup:
     post_start_commands: tuple[str, ...] = ()  # e.g. Springbok's "sysbus.vec_controlblock WriteDoubleWord 0xc 0"
     profiler: bool = True
     opcode_counting: bool = True
+    script_enables_opcode_counting: bool = False  # the script runs EnableRiscvOpcodesCounting itself (Springbok's)
+
+
+def private_copy_of_script(resc: Path, fixed_pty: str, own_pty: Path, workdir: Path) -> Path:
+    """A copy of ``resc`` in ``workdir`` whose pty is ``own_pty`` instead of the fixed ``fixed_pty``.
+
+    Kenning's Springbok script creates its pty at ``/tmp/uart``, so two sessions at once would take
+    each other's UART. The user's file stays as it is; the session runs this copy (the same commands
+    but for the pty path, which the script names only in quotes) from the session's own folder.
+    """
+    text = resc.read_text()
+    quoted = f'"{fixed_pty}"'
+    if quoted not in text:
+        raise SimulatorError(f"{resc} does not create the pty {quoted} that the setup names (uart_pty)")
+    copy = workdir / resc.name
+    if copy.resolve() == resc.resolve():
+        raise SimulatorError(f"the session folder {workdir} holds the script {resc} itself; use another folder")
+    copy.write_text(text.replace(quoted, f'"{own_pty}"'))
+    return copy
 
 
 @dataclass
@@ -64,7 +84,8 @@ class Plan:
     log_file: str  # what the log UART printed
     renode_log: str
     profiler_dump: str  # empty: no profiler
-    opcode_counting: bool
+    opcode_counting: bool  # read the opcode counters
+    enable_opcode_counting: bool  # and enable them (False when the script already does)
     monitor_commands: list[str]
     post_start_commands: list[str]
 
@@ -97,6 +118,9 @@ def make_plan(elf: Path, target: Target | None, workdir: Path, setup: RenodeSetu
         variables[monitor_variable_name(path)] = str(path)
     if not resc.exists():
         raise SimulatorError(f"Renode script {resc} does not exist")
+    uart_pty = str(workdir / "uart.pty")
+    if setup.uart_pty:
+        resc = private_copy_of_script(resc, setup.uart_pty, Path(uart_pty), workdir)
     variables["bin"] = str(Path(elf).resolve())  # last: the ELF is always $bin
     return Plan(
         elf=str(Path(elf).resolve()),
@@ -105,7 +129,7 @@ def make_plan(elf: Path, target: Target | None, workdir: Path, setup: RenodeSetu
         variables=variables,
         cpu=setup.cpu,
         uart=setup.uart,
-        uart_pty=setup.uart_pty or str(workdir / "uart.pty"),
+        uart_pty=uart_pty,
         create_uart_pty=not setup.uart_pty,
         log_uart=setup.log_uart,
         log_pty=str(workdir / "log_uart.pty") if setup.log_uart else "",
@@ -113,6 +137,7 @@ def make_plan(elf: Path, target: Target | None, workdir: Path, setup: RenodeSetu
         renode_log=str(workdir / "renode.log"),
         profiler_dump=str(workdir / "profiler.dump") if setup.profiler else "",
         opcode_counting=setup.opcode_counting,
+        enable_opcode_counting=setup.opcode_counting and not setup.script_enables_opcode_counting,
         monitor_commands=list(setup.monitor_commands),
         post_start_commands=list(setup.post_start_commands),
     )
@@ -128,7 +153,7 @@ def setup_commands(plan: Plan) -> list[str]:
     commands += [f"${name}=@{path}" for name, path in plan.variables.items()]
     commands.append(f"include @{plan.resc}")
     commands.append("mach set 0")
-    if plan.opcode_counting:
+    if plan.enable_opcode_counting:
         commands.append(f"{plan.cpu} EnableRiscvOpcodesCounting")
     if plan.create_uart_pty:
         commands.append(f'emulation CreateUartPtyTerminal "{PROTOCOL_TERMINAL}" "{plan.uart_pty}" true')

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -34,6 +35,8 @@ from wand_assets.device.renode.plan import Plan, RenodeSetup, make_plan, setup_c
 from wand_assets.device.renode.sniffer import MarkingPort
 from wand_assets.device.renode.stats import renode_statistics
 
+# SpringbokRiscV32.cs logs each simprint as `simprint: "<text>", <number> (0x<number>)`.
+SIMPRINT_ENTRY = re.compile(r'simprint: "(.*)", \d+ \(0x[0-9A-F]+\)$', re.MULTILINE)
 PACKAGE_PARENT = Path(__file__).resolve().parents[3]  # the folder that holds wand_assets/ (the worker's import root)
 
 
@@ -168,8 +171,14 @@ class RenodeSession:
         return "\n".join(parts)
 
     def firmware_log_text(self) -> str:
+        """What the firmware logged: the log UART's output, or, on a board without one (Springbok), the
+        text of its ``simprint`` instructions, which Renode writes into its own log."""
+        path = Path(self.plan.log_file if self.plan.log_uart else self.plan.renode_log)
         with contextlib.suppress(FileNotFoundError):
-            return Path(self.plan.log_file).read_text(errors="replace")
+            text = path.read_text(errors="replace")
+            if self.plan.log_uart:
+                return text
+            return "".join(f"{m.group(1)}\n" for m in SIMPRINT_ENTRY.finditer(text))
         return ""
 
     def new_log_lines(self) -> list[str]:

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "board.h"
+#include "idle.h"
 #include "log.h"
 #include "protocol.h"
 #include "runtime.h"
@@ -23,8 +24,7 @@
 static uint8_t message_buffer[WAND_BUFFER_SIZE] __attribute__((aligned(4)));
 
 static bool uart_wait_byte(void* self, uint8_t* out_byte) {
-  while (!wand_uart_try_read((wand_uart_t*)self, out_byte)) {
-  }
+  wand_uart_wait_byte((wand_uart_t*)self, out_byte);
   return true;
 }
 
@@ -40,6 +40,8 @@ int main(void) {
   wand_uart_t uart;
   wand_uart_init(&uart, WAND_BOARD_UART0_BASE, WAND_BOARD_UART_CLOCK_HZ,
                  WAND_BOARD_UART_BAUD);
+  wand_uart_wake_on_receive(&uart);
+  wand_idle_init();
 
   wand_runtime_t* runtime = NULL;
   if (!wand_runtime_create(&runtime)) {

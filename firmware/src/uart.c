@@ -1,9 +1,12 @@
-// NS16550A polling driver. Register offsets assume reg-shift 0 (one byte per
-// register), as on QEMU virt and Renode's UART.NS16550.
+// NS16550A driver. Register offsets assume reg-shift 0 (one byte per
+// register), as on QEMU virt and Renode's UART.NS16550. Waiting for a frame
+// sleeps in wand_idle_wait, woken by the receive interrupt; inside a frame
+// the inter-byte clock is polled instead (see wand_uart_read).
 
 #include "uart.h"
 
 #include "board.h"
+#include "idle.h"
 
 enum {
   kRegRbrThrDll = 0,  // receive / transmit / divisor low (DLAB)
@@ -21,6 +24,7 @@ enum {
   kLsrDataReady = 0x01,
   kLsrErrors = 0x1e,  // overrun, parity, framing, break
   kLsrThrEmpty = 0x20,
+  kIerReceivedData = 0x01,
 };
 
 static inline uint8_t reg_read(const wand_uart_t* uart, uintptr_t reg) {
@@ -70,6 +74,17 @@ bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte) {
   return true;
 }
 
+void wand_uart_wake_on_receive(wand_uart_t* uart) {
+  // IER is safe to write with bytes in flight, unlike FCR (wand_uart_init).
+  reg_write(uart, kRegIerDlm, kIerReceivedData);
+}
+
+void wand_uart_wait_byte(wand_uart_t* uart, uint8_t* out_byte) {
+  while (!wand_uart_try_read(uart, out_byte)) {
+    wand_idle_wait();
+  }
+}
+
 size_t wand_uart_read(wand_uart_t* uart, uint8_t* buffer, size_t length,
                       uint64_t timeout_ticks) {
   size_t count = 0;
@@ -78,7 +93,11 @@ size_t wand_uart_read(wand_uart_t* uart, uint8_t* buffer, size_t length,
       ++count;
       continue;
     }
-    // Slow path: the FIFO is empty, start the inter-byte clock.
+    // Slow path: nothing waiting, start the inter-byte clock. It is polled,
+    // not slept on with a CLINT deadline: QEMU -icount sleep=off jumps its
+    // clock to the next timer deadline as soon as the guest sleeps, so every
+    // wait would time out; a polled mtime advances with executed
+    // instructions in both simulators, as PROTOCOL.md's timeout says.
     const uint64_t start = wand_board_mtime();
     bool got = false;
     while (!got) {

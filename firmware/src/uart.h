@@ -1,5 +1,6 @@
-// Polling driver for an NS16550A-compatible UART (QEMU virt, Renode
-// UART.NS16550): byte-wide registers, no interrupts.
+// The firmware's UART contract (uart.c: NS16550A on QEMU virt and Renode's
+// UART.NS16550). Waiting sleeps in idle.h's wand_idle_wait; interrupts are
+// only wake-ups, never taken as traps.
 
 #ifndef WAND_UART_H_
 #define WAND_UART_H_
@@ -24,7 +25,13 @@ void wand_uart_write(wand_uart_t* uart, const uint8_t* data, size_t length);
 // Returns true and the byte if one is waiting; never blocks.
 bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte);
 
-// Reads up to |length| bytes; gives up when no byte arrives for
+// Lets a received byte wake wand_idle_wait (the receive interrupt).
+void wand_uart_wake_on_receive(wand_uart_t* uart);
+
+// Blocks, sleeping, until a byte arrives.
+void wand_uart_wait_byte(wand_uart_t* uart, uint8_t* out_byte);
+
+// Reads up to |length| bytes, polling between them; gives up when no byte arrives for
 // |timeout_ticks| ticks of the CLINT mtime. Returns the count read.
 size_t wand_uart_read(wand_uart_t* uart, uint8_t* buffer, size_t length,
                       uint64_t timeout_ticks);

@@ -30,6 +30,8 @@ class Board:
     uart0_base: int  # NS16550A: the protocol
     log_uart_base: int  # NS16550A: the firmware's log when semihosting is absent (Renode)
     test_device_base: int  # SiFive test device: exit status (QEMU; the Renode board has none)
+    plic_base: int  # PLIC: wakes the firmware's wfi (machine external interrupt, context 0 = hart 0 M-mode)
+    uart0_irq: int  # uart0's PLIC source (QEMU virt: VIRT_UART0_IRQ = 10)
 
 
 QEMU_VIRT = Board(
@@ -42,6 +44,8 @@ QEMU_VIRT = Board(
     uart0_base=0x1000_0000,
     log_uart_base=0x1000_1000,
     test_device_base=0x0010_0000,
+    plic_base=0x0C00_0000,
+    uart0_irq=10,
 )
 
 

@@ -240,6 +240,8 @@ def cmake_cache_variables(target: Target, *, iree_source: Path | None = None, ho
         "WAND_UART0_BASE": f"{board.uart0_base:#x}",
         "WAND_LOG_UART_BASE": f"{board.log_uart_base:#x}",
         "WAND_TEST_DEVICE_BASE": f"{board.test_device_base:#x}",
+        "WAND_PLIC_BASE": f"{board.plic_base:#x}",
+        "WAND_UART0_IRQ": str(board.uart0_irq),
     }
     if iree_source is not None:
         cache_vars["IREE_SOURCE_DIR"] = str(iree_source)

@@ -215,6 +215,7 @@ static bool handle_stats(wand_server_t* server, size_t size,
       {"inference_count", stats.inference_count},
       {"heap_bytes_peak", stats.heap_bytes_peak},
       {"stack_bytes_peak", stats.stack_bytes_peak},
+      {"total_instructions", stats.total_instructions},
   };
   const size_t count = sizeof(records) / sizeof(records[0]);
   uint8_t* out = payload_of(server);

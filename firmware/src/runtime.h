@@ -39,6 +39,10 @@ typedef struct wand_runtime_stats_t {
   // Board-level high-water marks (0 when not measured).
   uint64_t heap_bytes_peak;
   uint64_t stack_bytes_peak;
+  // minstret since reset, read when the stats are taken: with the idle wait
+  // executing nothing, Kenning's "instructions per inference pass" is this
+  // over the number of windows (KENNING_FACTS.md).
+  uint64_t total_instructions;
 } wand_runtime_stats_t;
 
 // Creates the runtime (instance and device live until reset).

@@ -27,10 +27,9 @@ from wand_assets.data.windows import WindowSet
 from wand_assets.device import simulators
 from wand_assets.device.firmware_build import ELF_NAME
 from wand_assets.device.protocol import DeviceClient
+from wand_assets.device.results import SEED_INSTRUCTIONS_PER_PASS
 from wand_assets.device.session import evaluate_on_device
 from wand_assets.training.model import as_model_input
-
-SEED_INSTRUCTIONS_PER_PASS = 242_006  # Kenning's published Magic Wand pass on Springbok (RVV)
 
 
 def device_table(instance: dg.DagsterInstance) -> None:

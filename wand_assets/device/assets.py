@@ -39,7 +39,7 @@ from wand_assets.device.session import evaluate_on_device
 from wand_assets.training.model import as_model_input
 
 FIRMWARE_CODE_VERSION = "1"
-DEVICE_EVAL_CODE_VERSION = "1"
+DEVICE_EVAL_CODE_VERSION = "2"  # 2: summary.instruction_counts
 # How many earlier evaluations of a target to look through for the regression baseline.
 BASELINE_LOOKBACK = 50
 
@@ -245,6 +245,8 @@ def device_evaluation(
             "g_mean": metrics["g_mean"],
             "instructions_per_inference_mean": summary["instructions_per_inference_mean"],
             "instructions_per_inference_median": summary["instructions_per_inference_median"],
+            # Each labelled for what it counts (results.instruction_counts).
+            **{f"instructions_{k}": v for k, v in summary.get("instruction_counts", {}).items() if v is not None},
             "simulated_ms_per_inference_mean": summary["simulated_ms_mean"],
             "device_wall_seconds": round(summary["wall_seconds"], 1),
             "host_bytes_peak": stats.get("host_bytes_peak", 0),

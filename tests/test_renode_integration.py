@@ -136,8 +136,9 @@ def test_the_device_counts_the_whole_session_in_both_simulators(renode_run, devi
             f"from Renode {counts['kenning_per_pass_renode'] or 0:,.0f}, marginal {per_invoke.median():,.0f}"
         )
     renode_counts = json.loads((device_entry(instance, target) / "summary.json").read_text())["instruction_counts"]
-    # Renode counts the whole emulation (from reset to the end of the loop), the device up to its last STATS.
-    assert renode_counts["kenning_per_pass_stats"] == pytest.approx(renode_counts["kenning_per_pass_renode"], rel=0.2)
+    # Renode's figure counts the evaluation loop only; the device's counts from reset (boot, IOSPEC and
+    # MODEL upload too) up to its last STATS, which the loop's end follows closely.
+    assert renode_counts["kenning_per_pass_stats"] >= 0.95 * renode_counts["kenning_per_pass_renode"]
 
 
 @needs_renode

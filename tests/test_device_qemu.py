@@ -126,9 +126,10 @@ def test_stats_total_instructions_counts_the_whole_session_and_grows(device):
 
 
 def test_waiting_for_the_host_executes_almost_no_instructions(device):
-    # Kenning counts every instruction of the session. A firmware that busy-polls its UART between
-    # frames executes ~1e8 instructions per second of the host's think time under -icount shift=0
-    # (381 M over these 2 s, measured on the polling firmware). Inside a frame the firmware still
+    # Kenning counts every instruction of the session. A firmware that polls its UART between frames
+    # executes instructions for as long as the host thinks (and QEMU with -icount sleep=on, which keeps
+    # its clock and so minstret running while the guest sleeps, showed 381 M over these 2 s even with
+    # wfi). Inside a frame the firmware still
     # polls, so each request's own cost varies with how fast QEMU feeds the UART (13-34 k for STATS
     # on a loaded machine): hence a margin, which is a thousandth of what polling the wait costs.
     client = DeviceClient(device.port)

@@ -7,6 +7,7 @@ import os
 import shutil
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,32 @@ def test_valid_sequence_reaches_the_fake_runtime(device):
         "inference_instructions",
     ]
     assert stats["inference_count"] == 1
+
+
+def test_stats_total_instructions_counts_the_whole_session_and_grows(device):
+    client = DeviceClient(device.port)
+    load_fake_model(client)
+    first = client.read_stats()["total_instructions"]
+    client.send_input(bytes(1536))
+    client.run_inference()
+    second = client.read_stats()["total_instructions"]
+    assert 0 < first < second
+
+
+def test_waiting_for_the_host_executes_almost_no_instructions(device):
+    # Kenning counts every instruction of the session. A firmware that polls its UART between frames
+    # executes instructions for as long as the host thinks (and QEMU with -icount sleep=on, which keeps
+    # its clock and so minstret running while the guest sleeps, showed 381 M over these 2 s even with
+    # wfi). Inside a frame the firmware still
+    # polls, so each request's own cost varies with how fast QEMU feeds the UART (13-34 k for STATS
+    # on a loaded machine): hence a margin, which is a thousandth of what polling the wait costs.
+    client = DeviceClient(device.port)
+    load_fake_model(client)
+    stats = [client.read_stats()["total_instructions"] for _ in range(3)]
+    no_wait = stats[2] - stats[1]
+    time.sleep(2.0)
+    waited = client.read_stats()["total_instructions"] - stats[2]
+    assert waited - no_wait < 400_000, f"{waited:,} instructions across a 2 s wait, {no_wait:,} without"
 
 
 @pytest.mark.parametrize("message_type", [MessageType.OK, MessageType.ERROR, 8, 200, 0xFFFF])

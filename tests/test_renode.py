@@ -47,10 +47,13 @@ def test_board_memory_map_comes_from_the_target_registry():
         mtime_hz=1_000_000,
         uart0_base=0x1100_0000,
         log_uart_base=0x1100_1000,
+        plic_base=0x0D00_0000,
+        uart0_irq=7,
     )
     repl = render_board(dataclasses.replace(get_target("rv32imf"), board=board))
     assert "clint: IRQControllers.CoreLevelInterruptor @ sysbus 0x3000000\n    frequency: 1000000\n" in repl
-    assert "uart0: UART.NS16550 @ sysbus 0x11000000" in repl
+    assert "uart0: UART.NS16550 @ sysbus 0x11000000\n    IRQ -> plic@7\n" in repl
+    assert "plic: IRQControllers.PlatformLevelInterruptController @ sysbus 0xd000000\n    0 -> cpu@11\n" in repl
     assert "log_uart: UART.NS16550 @ sysbus 0x11001000" in repl
     assert "ram: Memory.MappedMemory @ sysbus 0x90000000\n    size: 0x2000000" in repl
 

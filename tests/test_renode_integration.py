@@ -117,6 +117,31 @@ def test_renode_stats_follow_kennings_definitions(renode_run, target):
 
 
 @needs_renode
+@pytest.mark.parametrize("target", TESTED_TARGETS)
+def test_the_device_counts_the_whole_session_in_both_simulators(renode_run, device_pipeline, target):
+    instance, _ = renode_run
+    for simulator, entry in (
+        ("renode", device_entry(instance, target)),
+        ("qemu", device_entry(device_pipeline.instance, target)),
+    ):
+        summary = json.loads((entry / "summary.json").read_text())
+        counts = summary["instruction_counts"]
+        per_invoke = pd.read_parquet(entry / "results.parquet")["inference_instructions"]
+        assert counts["session_instructions_stats"] == summary["final_stats"]["total_instructions"]
+        assert counts["session_instructions_stats"] > per_invoke.sum(), simulator
+        assert counts["kenning_per_pass_stats"] == pytest.approx(counts["session_instructions_stats"] / DEVICE_WINDOWS)
+        assert counts["marginal_per_invoke_median"] == per_invoke.median()
+        print(
+            f"\n{target} {simulator}: Kenning's definition from STATS {counts['kenning_per_pass_stats']:,.0f}, "
+            f"from Renode {counts['kenning_per_pass_renode'] or 0:,.0f}, marginal {per_invoke.median():,.0f}"
+        )
+    renode_counts = json.loads((device_entry(instance, target) / "summary.json").read_text())["instruction_counts"]
+    # Renode's figure counts the evaluation loop only; the device's counts from reset (boot, IOSPEC and
+    # MODEL upload too) up to its last STATS, which the loop's end follows closely.
+    assert renode_counts["kenning_per_pass_stats"] >= 0.95 * renode_counts["kenning_per_pass_renode"]
+
+
+@needs_renode
 def test_report_shows_renode_statistics_per_target(renode_run):
     instance, results = renode_run
     assert results["report"].success

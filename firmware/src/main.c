@@ -45,6 +45,7 @@ int main(void) {
   wand_uart_t uart;
   wand_uart_init(&uart, WAND_BOARD_UART0_BASE, WAND_BOARD_UART_CLOCK_HZ,
                  WAND_BOARD_UART_BAUD);
+  wand_uart_wake_on_receive(&uart);
 
   wand_runtime_t* runtime = NULL;
   if (!wand_runtime_create(&runtime)) {

@@ -40,7 +40,11 @@ typedef struct wand_runtime_t wand_runtime_t;
   X(inference_count) /* successful invocations since boot */            \
   /* Board-level high-water marks (0 when not measured). */             \
   X(heap_bytes_peak)                                                    \
-  X(stack_bytes_peak)
+  X(stack_bytes_peak)                                                   \
+  /* minstret since reset, read when the stats are taken: with the idle \
+     wait executing nothing, Kenning's "instructions per inference      \
+     pass" is this over the number of windows (KENNING_FACTS.md). */     \
+  X(total_instructions)
 
 typedef struct wand_runtime_stats_t {
 #define WAND_STATS_MEMBER(name) uint64_t name;

@@ -355,6 +355,7 @@ bool wand_runtime_read_outputs(wand_runtime_t* runtime, uint8_t* out,
 void wand_runtime_get_stats(wand_runtime_t* runtime,
                             wand_runtime_stats_t* out) {
   memset(out, 0, sizeof(*out));
+  out->total_instructions = wand_board_read_counters().instructions;
   iree_hal_allocator_statistics_t statistics;
   memset(&statistics, 0, sizeof(statistics));
   iree_hal_allocator_query_statistics(

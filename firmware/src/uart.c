@@ -1,9 +1,12 @@
-// NS16550A polling driver. Register offsets assume reg-shift 0 (one byte per
-// register), as on QEMU virt and Renode's UART.NS16550.
+// NS16550A driver. Register offsets assume reg-shift 0 (one byte per
+// register), as on QEMU virt and Renode's UART.NS16550. Waiting for a frame
+// sleeps in wand_idle_wait, woken by the receive interrupt; inside a frame
+// the inter-byte clock is polled instead (see wand_uart_read).
 
 #include "uart.h"
 
 #include "board.h"
+#include "idle.h"
 
 enum {
   kRegRbrThrDll = 0,  // receive / transmit / divisor low (DLAB)
@@ -21,6 +24,7 @@ enum {
   kLsrDataReady = 0x01,
   kLsrErrors = 0x1e,  // overrun, parity, framing, break
   kLsrThrEmpty = 0x20,
+  kIerReceivedData = 0x01,
 };
 
 static inline uint8_t reg_read(const wand_uart_t* uart, uintptr_t reg) {
@@ -75,5 +79,28 @@ bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte) {
   if (lsr & kLsrErrors) ++uart->line_errors;
   if ((lsr & kLsrDataReady) == 0) return false;
   *out_byte = reg_read(uart, kRegRbrThrDll);
+  return true;
+}
+
+void wand_uart_wake_on_receive(wand_uart_t* uart) {
+  // IER is safe to write with bytes in flight, unlike FCR (wand_uart_init).
+  reg_write(uart, kRegIerDlm, kIerReceivedData);
+  wand_idle_init();
+}
+
+bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
+  if (timeout_ticks == UINT64_MAX) {
+    while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) wand_idle_wait();
+    return true;
+  }
+  // Inside a frame the inter-byte clock is polled, not slept on with a CLINT
+  // deadline: QEMU -icount sleep=off jumps its clock to the next timer
+  // deadline as soon as the guest sleeps, so every wait would time out; a
+  // polled mtime advances with executed instructions in both simulators, as
+  // PROTOCOL.md's timeout says.
+  const uint64_t start = wand_board_mtime();
+  while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) {
+    if (wand_board_mtime() - start >= timeout_ticks) return false;
+  }
   return true;
 }

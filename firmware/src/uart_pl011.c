@@ -76,6 +76,10 @@ static inline bool readable(const wand_uart_t* uart) {
   return (reg_read(uart, kRegFr) & kFrRxEmpty) == 0;
 }
 
+void wand_uart_wake_on_receive(wand_uart_t* uart) {
+  (void)uart;  // the wait below wakes on timer ticks, not on this UART
+}
+
 bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
   if (readable(uart)) return true;
   const uint64_t start = wand_board_mtime();

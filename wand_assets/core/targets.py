@@ -50,6 +50,8 @@ class Board:
     uart0_base: int  # the protocol UART
     log_uart_base: int  # NS16550A: the firmware's log when semihosting is absent (0: none)
     test_device_base: int  # SiFive test device: exit status (0: none)
+    plic_base: int = 0  # PLIC: wakes the firmware's wfi (machine external interrupt, context 0 = hart 0 M-mode); 0: none
+    uart0_irq: int = 0  # uart0's PLIC source (QEMU virt: VIRT_UART0_IRQ = 10); 0: no UART interrupt
     uart_driver: str = UART_NS16550
     log_channel: str = LOG_SEMIHOSTING_OR_UART
     code_base: int = 0  # 0: code shares RAM with the data
@@ -71,6 +73,8 @@ QEMU_VIRT = Board(
     uart0_base=0x1000_0000,
     log_uart_base=0x1000_1000,
     test_device_base=0x0010_0000,
+    plic_base=0x0C00_0000,
+    uart0_irq=10,
 )
 
 # Antmicro's Springbok, the seed's simulated device, as its Renode files describe it (Kenning's

@@ -37,8 +37,8 @@ from wand_assets.device.resources import FirmwareToolchain, SimulatorResource
 from wand_assets.device.session import device_client, evaluate_on_device
 from wand_assets.training.model import as_model_input
 
-FIRMWARE_CODE_VERSION = "2"  # 2: the linker map beside the ELF, size per component
-DEVICE_EVAL_CODE_VERSION = "2"  # 2: the instruction profile of one inference
+FIRMWARE_CODE_VERSION = "3"  # 2: the linker map beside the ELF; 3: wfi idle, STATS total_instructions
+DEVICE_EVAL_CODE_VERSION = "3"  # 2: the instruction profile of one inference; 3: summary.instruction_counts
 # How many earlier evaluations of a target to look through for the regression baseline.
 BASELINE_LOOKBACK = 50
 
@@ -267,6 +267,8 @@ def device_evaluation(
             "g_mean": metrics["g_mean"],
             "instructions_per_inference_mean": summary["instructions_per_inference_mean"],
             "instructions_per_inference_median": summary["instructions_per_inference_median"],
+            # Each labelled for what it counts (results.instruction_counts).
+            **{f"instructions_{k}": v for k, v in summary.get("instruction_counts", {}).items() if v is not None},
             "simulated_ms_per_inference_mean": summary["simulated_ms_mean"],
             "device_wall_seconds": round(summary["wall_seconds"], 1),
             "host_bytes_peak": stats.get("host_bytes_peak", 0),

@@ -27,6 +27,8 @@ LEGACY_STATS_FIELDS = (
     "device_bytes_allocated",
     "device_bytes_freed",
 )
+# minstret since reset when STATS was handled (PROTOCOL.md): the device's own whole-session count.
+SESSION_INSTRUCTIONS_FIELD = "total_instructions"
 STAT_RECORD = struct.Struct("<32sQ")  # NUL-padded name, u64 value: the form Kenning also accepts
 
 

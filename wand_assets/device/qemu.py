@@ -1,7 +1,11 @@
 """Booting a firmware ELF in QEMU's RISC-V ``virt`` machine with its UART on a loopback TCP port.
 
 ``-icount shift=0`` makes the guest's ``minstret``/``mcycle`` count retired instructions exactly,
-so the device's own counters are the numbers we report. The firmware's log (readiness line, errors,
+so the device's own counters are the numbers we report. ``sleep=off``: QEMU derives ``minstret``
+from its virtual clock, which with the default ``sleep=on`` runs on in real time while the guest
+sleeps in ``wfi`` (waiting for the host would count as instructions again); with ``sleep=off`` the
+clock stands still while the guest waits for a byte (the firmware arms no timer for that wait).
+The firmware's log (readiness line, errors,
 trap reports) leaves through semihosting into a file, never on the protocol UART.
 """
 
@@ -61,7 +65,7 @@ def qemu_command(
         "-monitor",
         "stdio" if paused else "none",
         "-icount",
-        "shift=0",
+        "shift=0,sleep=off",
         "-cpu",
         cpu,
         "-kernel",

@@ -12,10 +12,14 @@ import numpy as np
 import pandas as pd
 
 from wand_assets.core.metrics import classification_metrics
+from wand_assets.core.seed import SEED
 from wand_assets.core.targets import Target
 from wand_assets.data.dataset import CLASSES
 from wand_assets.data.windows import WindowSet
-from wand_assets.device.protocol import LEGACY_STATS_FIELDS  # the seed's six fields, Kenning's allocation_stats
+from wand_assets.device.protocol import (
+    LEGACY_STATS_FIELDS,  # the seed's six fields, Kenning's allocation_stats
+    SESSION_INSTRUCTIONS_FIELD,
+)
 from wand_assets.device.session import DeviceRun
 
 RENODE_MEASUREMENT_KEYS = (
@@ -96,6 +100,7 @@ def assemble(
         "setup_seconds": run.setup_seconds,
         "wall_seconds": wall_seconds,
         "final_stats": run.final_stats,
+        "instruction_counts": instruction_counts(run, len(test), renode),
         "inputs": asdict(inputs),
     }
     measurements = {
@@ -117,6 +122,25 @@ def assemble(
         summary["renode"] = renode_summary(renode)
         measurements.update({k: renode[k] for k in RENODE_MEASUREMENT_KEYS if k in renode})
     return EvaluationResults(frame, summary, measurements)
+
+
+def instruction_counts(run: DeviceRun, windows: int, renode: dict | None) -> dict:
+    """The instruction counts side by side, each named for what it counts.
+
+    ``kenning_per_pass_stats``: Kenning's definition (every instruction of the session / windows) from
+    the device's own ``total_instructions`` in the last STATS reply (any simulator);
+    ``kenning_per_pass_renode``: the same definition from Renode's counters (Renode runs only);
+    ``marginal_per_invoke_median``: ``minstret`` around one invoke; ``seed_kenning_per_pass``: the
+    seed's published figure in Kenning's definition.
+    """
+    total = run.final_stats.get(SESSION_INSTRUCTIONS_FIELD)
+    return {
+        "kenning_per_pass_stats": total / windows if total is not None and windows else None,
+        "session_instructions_stats": total,
+        "kenning_per_pass_renode": (renode or {}).get("instructions_per_inference_pass"),
+        "marginal_per_invoke_median": float(np.median(run.inference_instructions)) if windows else None,
+        "seed_kenning_per_pass": SEED.instructions_per_pass,
+    }
 
 
 def renode_summary(stats: dict) -> dict:

@@ -1,7 +1,7 @@
 // NS16550A driver. Register offsets assume reg-shift 0 (one byte per
 // register), as on QEMU virt and Renode's UART.NS16550. Waiting for a frame
 // sleeps in wand_idle_wait, woken by the receive interrupt; inside a frame
-// the inter-byte clock is polled instead (see wand_uart_read).
+// the inter-byte clock is polled instead (see wand_uart_wait_readable).
 
 #include "uart.h"
 
@@ -64,14 +64,6 @@ void wand_uart_write(wand_uart_t* uart, const uint8_t* data, size_t length) {
     }
     reg_write(uart, kRegRbrThrDll, data[i]);
   }
-}
-
-bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
-  const uint64_t start = wand_board_mtime();
-  while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) {
-    if (wand_board_mtime() - start >= timeout_ticks) return false;
-  }
-  return true;
 }
 
 bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte) {

@@ -24,7 +24,13 @@ from wand_assets.device.kenning_protocol import (
     encode_message,
     encode_request,
 )
-from wand_assets.device.protocol import LEGACY_STATS_FIELDS, MAX_PAYLOAD, DeviceClient, RequestFailed
+from wand_assets.device.protocol import (
+    LEGACY_STATS_FIELDS,
+    MAX_PAYLOAD,
+    SESSION_INSTRUCTIONS_FIELD,
+    DeviceClient,
+    RequestFailed,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -46,6 +52,7 @@ ALL_STATS = [
     "inference_count",
     "heap_bytes_peak",
     "stack_bytes_peak",
+    SESSION_INSTRUCTIONS_FIELD,
 ]
 
 

@@ -8,6 +8,7 @@ from wand_assets.automation import dataset_source_changed, nightly_device_evalua
 from wand_assets.core.targets import DEVICE_TARGETS
 from wand_assets.data.resources import DatasetSource
 from wand_assets.definitions import defs
+from wand_assets.device.resources import SimulatorResource
 
 
 def evaluate_sensor(cursor, folder):
@@ -28,12 +29,26 @@ def test_sensor_requests_the_chain_only_when_the_source_changes(writable_dataset
     assert request.tags["wand/trigger"] == "dataset-changed"
 
 
+def nightly_requests(backend: str) -> list[dg.RunRequest]:
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime.datetime(2026, 11, 25, 2, tzinfo=datetime.UTC),
+        resources={"simulator": SimulatorResource(backend=backend)},
+    )
+    return scheduled_run_requests(nightly_device_evaluation, context)
+
+
 def test_nightly_schedule_forces_a_fresh_device_evaluation_per_target():
-    context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2026, 11, 25, 2, tzinfo=datetime.UTC))
-    requests = scheduled_run_requests(nightly_device_evaluation, context)
+    requests = nightly_requests("renode")
     assert [r.partition_key for r in requests] == DEVICE_TARGETS
     assert all(r.run_config["ops"]["device_evaluation"]["config"]["force"] for r in requests)
     assert len({r.run_key for r in requests}) == len(requests)
+
+
+def test_nightly_schedule_leaves_out_the_boards_qemu_cannot_run():
+    on_qemu = [r.partition_key for r in nightly_requests("qemu")]
+    springbok = [t for t in DEVICE_TARGETS if "springbok" in t]
+    assert springbok and not set(springbok) & set(on_qemu)
+    assert on_qemu == [t for t in DEVICE_TARGETS if t not in springbok]
 
 
 def materialize_in_the_log(instance, asset: str, partitions) -> None:

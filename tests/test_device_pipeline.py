@@ -23,6 +23,7 @@ from wand_assets.core.resources import QualityGates
 from wand_assets.core.targets import DEVICE_TARGETS
 from wand_assets.definitions import ASSET_CHECKS, ASSETS, RESOURCES
 from wand_assets.device import firmware_build
+from wand_assets.device.resources import SimulatorResource
 
 pytestmark = pytest.mark.slow
 
@@ -211,7 +212,11 @@ def test_forced_reruns_compare_against_the_last_evaluation_that_passed(device_pi
     the newest evaluation that passed, so a regressed run never becomes the baseline."""
     target = TESTED_TARGETS[-1]
     instance = device_pipeline_copy.instance
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime.now(datetime.UTC))
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime.datetime.now(datetime.UTC),
+        resources={"simulator": SimulatorResource()},
+    )
     (request,) = [r for r in scheduled_run_requests(nightly_device_evaluation, context) if r.partition_key == target]
     ops = {
         "device_evaluation": {"config": {**request.run_config["ops"]["device_evaluation"]["config"], "windows": DEVICE_WINDOWS}}

@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 
 from wand_assets.core.metadata import device_partitions
-from wand_assets.core.targets import DEVICE_TARGETS
+from wand_assets.core.targets import DEVICE_TARGETS, unrunnable_targets
 from wand_assets.data.resources import DatasetSource
 from wand_assets.data.source_watch import source_fingerprint
+from wand_assets.device.resources import SimulatorResource
 
 # The pipeline's stages in order, as groups of assets that run together: the jobs below and the
 # command line's chain (wand_assets.pipeline) are both made of these.
@@ -155,10 +156,13 @@ def run_sweep(
 
 
 @dg.schedule(job=device_job, cron_schedule="0 2 * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED)
-def nightly_device_evaluation(context: dg.ScheduleEvaluationContext):
-    """Every night, re-run the device evaluation of every target from scratch (the report follows)."""
+def nightly_device_evaluation(context: dg.ScheduleEvaluationContext, simulator: SimulatorResource):
+    """Every night, re-run the device evaluation of every target the configured simulator can run
+    from scratch (the report follows)."""
     day = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    for target in DEVICE_TARGETS:
+    if left_out := unrunnable_targets(simulator.backend):
+        context.log.info(f"nightly: leaving out {', '.join(left_out)}: the {simulator.backend} backend cannot run their board")
+    for target in (t for t in DEVICE_TARGETS if t not in left_out):
         yield dg.RunRequest(
             run_key=f"{day}-{target}",
             partition_key=target,

@@ -16,7 +16,7 @@ import yaml
 from wand_assets.automation import COMPILE, DEVICE, HEAD, HOST_REFERENCE, REPORT
 from wand_assets.core.artifacts import remove_stale_temps
 from wand_assets.core.handoff import CHAIN_TAG
-from wand_assets.core.targets import DEVICE_TARGETS, get_target
+from wand_assets.core.targets import DEVICE_TARGETS, unrunnable_targets
 from wand_assets.definitions import ASSET_CHECKS, ASSETS, RESOURCES
 
 _INTERRUPTS = (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)
@@ -77,11 +77,6 @@ def plan_stages(targets: Sequence[str] | None = None, *, device_stages: bool = T
         stages += [Stage(DEVICE, t, status="skipped") for t in targets]
     stages.append(Stage(REPORT))
     return stages
-
-
-def unrunnable_targets(backend: str) -> list[str]:
-    """The device targets ``backend`` cannot evaluate: QEMU does not emulate every board (Springbok)."""
-    return [t for t in DEVICE_TARGETS if backend == "qemu" and not get_target(t).device_board.runs_on_qemu]
 
 
 def _all_assets() -> list[dg.AssetsDefinition | dg.AssetChecksDefinition]:

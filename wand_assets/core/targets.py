@@ -260,6 +260,12 @@ DEVICE_TARGETS: list[str] = [name for name, t in TARGETS.items() if t.is_device]
 HOST_TARGET = "host"  # the x86-64 parity reference, the one target that is not a device
 
 
+def unrunnable_targets(backend: str) -> list[str]:
+    """The device targets simulator ``backend`` ("qemu" or "renode") cannot evaluate: QEMU does not
+    emulate every board (Springbok)."""
+    return [t for t in DEVICE_TARGETS if backend == "qemu" and not get_target(t).device_board.runs_on_qemu]
+
+
 def get_target(name: str) -> Target:
     try:
         return TARGETS[name]

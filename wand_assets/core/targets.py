@@ -45,6 +45,15 @@ QEMU_VIRT = Board(
 )
 
 
+# IREE execution models (--iree-execution-model). async-internal: the full HAL with a local-sync
+# device (command buffers, fences, queues). inline-dynamic: the small hal_inline + hal_loader modules and
+# the embedded-ELF loader, no HAL device; on IREE 3.11 it needs the staged compile with the IR rewrites of
+# compilation/inline_ir.py and the runtime's vm/buffer.c fix (firmware/cmake/iree_runtime.cmake).
+ASYNC_INTERNAL = "async-internal"
+INLINE_DYNAMIC = "inline-dynamic"
+EXECUTION_MODELS = (ASYNC_INTERNAL, INLINE_DYNAMIC)
+
+
 @dataclass(frozen=True)
 class Target:
     """Everything that must agree for one device variant."""
@@ -67,6 +76,18 @@ class Target:
     # True: compile with the project's optimisation flags (compilation/iree_tools.OPTIMISATION_FLAGS);
     # False: with IREE's defaults, the baseline those flags are measured against.
     iree_optimise: bool = True
+    # How the compiled module drives the runtime (one of EXECUTION_MODELS); the firmware links the
+    # matching runtime (the CMake cache variable WAND_EXECUTION_MODEL).
+    execution_model: str = ASYNC_INTERNAL
+
+    def __post_init__(self) -> None:
+        if self.execution_model not in EXECUTION_MODELS:
+            raise ValueError(f"target {self.name!r}: execution_model {self.execution_model!r} is not one of {EXECUTION_MODELS}")
+
+    @property
+    def is_inline(self) -> bool:
+        """True when the module uses IREE's inline HAL (hal_inline + hal_loader) instead of the full HAL."""
+        return self.execution_model == INLINE_DYNAMIC
 
     @property
     def is_device(self) -> bool:
@@ -99,6 +120,8 @@ class Target:
         if self.is_device:
             # Bare metal has no dynamic loader: dispatches are embedded ELFs the runtime loads itself.
             flags.append("--iree-llvmcpu-link-embedded=true")
+        if self.execution_model != ASYNC_INTERNAL:  # the default stays off the command line
+            flags.append(f"--iree-execution-model={self.execution_model}")
         return flags
 
     def qemu_cpu(self) -> str:
@@ -125,7 +148,9 @@ class Target:
 _RV32_TRIPLE = "riscv32-pc-linux-elf"
 
 
-def _rv32imf_zve32f(vlen: int, *, name: str = "", description: str = "", iree_optimise: bool = True) -> Target:
+def _rv32imf_zve32f(
+    vlen: int, *, name: str = "", description: str = "", iree_optimise: bool = True, execution_model: str = ASYNC_INTERNAL
+) -> Target:
     """RV32IMF + Zve32f with a VLEN of ``vlen`` bits: ``+zvl<vlen>b`` in the compiled code and the
     firmware, the same VLEN in both simulators (code built for a longer VLEN gives wrong outputs on a
     shorter one, so each VLEN is its own target)."""
@@ -142,6 +167,7 @@ def _rv32imf_zve32f(vlen: int, *, name: str = "", description: str = "", iree_op
         elen=32,
         board=QEMU_VIRT,
         iree_optimise=iree_optimise,
+        execution_model=execution_model,
     )
 
 
@@ -176,6 +202,12 @@ TARGETS: dict[str, Target] = {
             name="rv32imf_zve32f_vlen512_iree_defaults",
             description="RV32IMF + Zve32f, VLEN 512, compiled with IREE's default flags (the baseline of the project's flags)",
             iree_optimise=False,
+        ),
+        _rv32imf_zve32f(
+            512,
+            name="rv32imf_zve32f_vlen512_inline",
+            description="RV32IMF + Zve32f, VLEN 512, IREE's inline execution model (hal_inline + hal_loader, no HAL device)",
+            execution_model=INLINE_DYNAMIC,
         ),
     )
 }

@@ -250,6 +250,7 @@ def _variants_section(report: Report, inputs: ReportInputs, device: dict[str, di
         rows.append(
             [
                 t,
+                TARGETS[t].execution_model,
                 marginal,
                 f"{kenning:,.0f}" if kenning else "(Renode only)",
                 text,
@@ -267,6 +268,7 @@ def _variants_section(report: Report, inputs: ReportInputs, device: dict[str, di
         Table(
             [
                 "target",
+                "IREE execution model",
                 "instructions/inference (marginal, median)",
                 "instructions per pass (Kenning's definition)",
                 ".text (B)",

@@ -99,3 +99,11 @@ def test_heap_does_not_grow_across_many_invokes(inline_pipeline, target, tmp_pat
     live = [r[f"{k}_bytes_allocated"] - r[f"{k}_bytes_freed"] for r in readings for k in ("host", "device")]
     assert live[:2] == live[2:], live
     assert late["host_bytes_allocated"] + late["device_bytes_allocated"] > 0  # statistics are compiled in
+
+
+def test_report_variants_table_names_the_execution_model(inline_pipeline):
+    markdown = (latest_entry(inline_pipeline.instance, "evaluation_report") / "report.md").read_text()
+    variants = markdown.split("### Variants", 1)[1].split("\n## ", 1)[0]
+    assert "| IREE execution model |" in variants
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in variants.splitlines() if line.startswith("| rv32")}
+    assert rows[INLINE] == INLINE_DYNAMIC and rows[FULL_HAL] == "async-internal"

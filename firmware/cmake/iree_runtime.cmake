@@ -44,7 +44,13 @@ set(IREE_SYNCHRONIZATION_DISABLE_UNSAFE ON CACHE BOOL "" FORCE)
 set(IREE_ENABLE_CPUINFO OFF CACHE BOOL "" FORCE)
 set(IREE_ENABLE_LIBBACKTRACE OFF CACHE BOOL "" FORCE)
 set(IREE_HAL_DRIVER_DEFAULTS OFF CACHE BOOL "" FORCE)
-set(IREE_HAL_DRIVER_LOCAL_SYNC ON CACHE BOOL "" FORCE)
+# The inline execution model needs no HAL driver (WAND_INLINE_HAL: the
+# hal_inline + hal_loader modules load and call the executables directly).
+if(WAND_INLINE_HAL)
+  set(IREE_HAL_DRIVER_LOCAL_SYNC OFF CACHE BOOL "" FORCE)
+else()
+  set(IREE_HAL_DRIVER_LOCAL_SYNC ON CACHE BOOL "" FORCE)
+endif()
 set(IREE_HAL_EXECUTABLE_LOADER_DEFAULTS OFF CACHE BOOL "" FORCE)
 set(IREE_HAL_EXECUTABLE_LOADER_EMBEDDED_ELF ON CACHE BOOL "" FORCE)
 set(IREE_HAL_EXECUTABLE_PLUGIN_DEFAULTS OFF CACHE BOOL "" FORCE)
@@ -75,6 +81,7 @@ set(CMAKE_C_FLAGS_RELEASE "${_wand_c_flags_release}")
 # instructions per invoke far more than it costs in bytes.
 set(_wand_hot_sources
   vm/bytecode/dispatch.c vm/bytecode/module.c vm/stack.c vm/ref.c vm/native_module.c vm/invocation.c vm/list.c
+  modules/hal/inline/module.c modules/hal/loader/module.c
   hal/buffer.c hal/command_buffer.c hal/local/inline_command_buffer.c hal/local/local_executable.c
   hal/local/elf/elf_module.c hal/local/loaders/embedded_elf_loader.c hal/utils/deferred_command_buffer.c)
 foreach(_source IN LISTS _wand_hot_sources)
@@ -83,12 +90,25 @@ foreach(_source IN LISTS _wand_hot_sources)
     DIRECTORY "${_dir}" PROPERTIES COMPILE_OPTIONS "${WAND_IREE_HOT_OPT_FLAGS}")
 endforeach()
 
-set(WAND_IREE_LIBRARIES
-  iree::base
-  iree::vm
-  iree::vm::bytecode::module
-  iree::modules::hal
-  iree::hal
-  iree::hal::drivers::local_sync::sync_driver
-  iree::hal::local::loaders::embedded_elf_loader
-)
+if(WAND_INLINE_HAL)
+  set(WAND_IREE_LIBRARIES
+    iree::base
+    iree::vm
+    iree::vm::bytecode::module
+    iree::modules::hal::inline
+    iree::modules::hal::loader
+    iree::hal
+    iree::hal::local::loaders::embedded_elf_loader
+  )
+  include(cmake/iree_inline_fixes.cmake)
+else()
+  set(WAND_IREE_LIBRARIES
+    iree::base
+    iree::vm
+    iree::vm::bytecode::module
+    iree::modules::hal
+    iree::hal
+    iree::hal::drivers::local_sync::sync_driver
+    iree::hal::local::loaders::embedded_elf_loader
+  )
+endif()

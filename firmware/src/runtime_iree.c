@@ -1,6 +1,9 @@
 // The IREE runtime behind the protocol: VM instance, local-sync HAL device
 // with the embedded-ELF loader, a bytecode module over an aligned heap copy of
-// the .vmfb, and synchronous invocation. Everything an invoke needs besides
+// the .vmfb, and synchronous invocation. With WAND_INLINE_HAL (targets with
+// the inline-dynamic execution model) there is no HAL device: the hal_inline
+// module allocates buffers from a heap allocator and the hal_loader module
+// loads and calls the executables through the embedded-ELF loader. Everything an invoke needs besides
 // its results (function, argument list, input buffers) is made once per model. Every iree_status_t is checked where
 // it is produced; failures are logged and reported as false.
 
@@ -9,10 +12,16 @@
 #include "board.h"
 #include "iree/base/api.h"
 #include "iree/hal/api.h"
-#include "iree/hal/drivers/local_sync/sync_device.h"
 #include "iree/hal/local/executable_loader.h"
 #include "iree/hal/local/loaders/embedded_elf_loader.h"
+#if WAND_INLINE_HAL
+#include "iree/modules/hal/inline/module.h"
+#include "iree/modules/hal/loader/module.h"
+#include "iree/modules/hal/types.h"
+#else
+#include "iree/hal/drivers/local_sync/sync_device.h"
 #include "iree/modules/hal/module.h"
+#endif
 #include "iree/vm/api.h"
 #include "iree/vm/bytecode/module.h"
 #include "log.h"
@@ -25,8 +34,14 @@
 struct wand_runtime_t {
   iree_allocator_t host_allocator;
   iree_vm_instance_t* instance;
+#if WAND_INLINE_HAL
+  iree_hal_allocator_t* device_allocator;  // the hal_inline module's buffers
+  iree_vm_module_t* hal_module;            // hal_inline
+  iree_vm_module_t* loader_module;         // hal_loader
+#else
   iree_hal_device_t* device;
   iree_vm_module_t* hal_module;
+#endif
   // The loaded model (all NULL when none).
   void* module_copy;
   iree_vm_module_t* bytecode_module;
@@ -53,6 +68,68 @@ static bool check(iree_status_t status, const char* what) {
   wand_log("runtime: %s failed: %s", what, message);
   iree_status_free(status);
   return false;
+}
+
+#if WAND_INLINE_HAL
+#define WAND_HAL_MODULE_COUNT 2
+
+static iree_status_t register_hal_types(iree_vm_instance_t* instance) {
+  IREE_RETURN_IF_ERROR(iree_hal_module_register_inline_types(instance));
+  return iree_hal_module_register_loader_types(instance);
+}
+
+// The heap allocator of the hal_inline module, the embedded-ELF loader of the
+// hal_loader module, and both modules.
+static iree_status_t create_hal(wand_runtime_t* runtime) {
+  IREE_RETURN_IF_ERROR(iree_hal_allocator_create_heap(
+      iree_make_cstring_view("inline"), runtime->host_allocator,
+      runtime->host_allocator, &runtime->device_allocator));
+  IREE_RETURN_IF_ERROR(iree_hal_inline_module_create(
+      runtime->instance, IREE_HAL_INLINE_MODULE_FLAG_NONE,
+      iree_hal_module_debug_sink_null(), runtime->device_allocator,
+      runtime->host_allocator, &runtime->hal_module));
+  iree_hal_executable_loader_t* loader = NULL;
+  IREE_RETURN_IF_ERROR(iree_hal_embedded_elf_loader_create(
+      /*plugin_manager=*/NULL, runtime->host_allocator, &loader));
+  iree_status_t status = iree_hal_loader_module_create(
+      runtime->instance, IREE_HAL_LOADER_MODULE_FLAG_NONE,
+      /*loader_count=*/1, &loader, runtime->host_allocator,
+      &runtime->loader_module);
+  iree_hal_executable_loader_release(loader);
+  return status;
+}
+
+static void release_hal(wand_runtime_t* runtime) {
+  iree_vm_module_release(runtime->loader_module);
+  iree_vm_module_release(runtime->hal_module);
+  iree_hal_allocator_release(runtime->device_allocator);
+  runtime->loader_module = NULL;
+  runtime->hal_module = NULL;
+  runtime->device_allocator = NULL;
+}
+
+static void hal_modules(wand_runtime_t* runtime,
+                        iree_vm_module_t* out[WAND_HAL_MODULE_COUNT]) {
+  out[0] = runtime->hal_module;
+  out[1] = runtime->loader_module;
+}
+
+static iree_hal_allocator_t* device_allocator(wand_runtime_t* runtime) {
+  return runtime->device_allocator;
+}
+
+// Inline HAL buffers are host memory: read them through a mapping.
+static iree_status_t read_buffer(wand_runtime_t* runtime,
+                                 iree_hal_buffer_t* buffer, void* out,
+                                 iree_device_size_t length) {
+  (void)runtime;
+  return iree_hal_buffer_map_read(buffer, 0, out, length);
+}
+#else
+#define WAND_HAL_MODULE_COUNT 1
+
+static iree_status_t register_hal_types(iree_vm_instance_t* instance) {
+  return iree_hal_module_register_all_types(instance);
 }
 
 static iree_status_t create_device(iree_allocator_t host_allocator,
@@ -89,6 +166,36 @@ static iree_status_t create_hal_module(wand_runtime_t* runtime) {
   return status;
 }
 
+static iree_status_t create_hal(wand_runtime_t* runtime) {
+  IREE_RETURN_IF_ERROR(create_device(runtime->host_allocator, &runtime->device));
+  return create_hal_module(runtime);
+}
+
+static void release_hal(wand_runtime_t* runtime) {
+  iree_vm_module_release(runtime->hal_module);
+  iree_hal_device_release(runtime->device);
+  runtime->hal_module = NULL;
+  runtime->device = NULL;
+}
+
+static void hal_modules(wand_runtime_t* runtime,
+                        iree_vm_module_t* out[WAND_HAL_MODULE_COUNT]) {
+  out[0] = runtime->hal_module;
+}
+
+static iree_hal_allocator_t* device_allocator(wand_runtime_t* runtime) {
+  return iree_hal_device_allocator(runtime->device);
+}
+
+static iree_status_t read_buffer(wand_runtime_t* runtime,
+                                 iree_hal_buffer_t* buffer, void* out,
+                                 iree_device_size_t length) {
+  return iree_hal_device_transfer_d2h(
+      runtime->device, buffer, 0, out, length,
+      IREE_HAL_TRANSFER_BUFFER_FLAG_DEFAULT, iree_infinite_timeout());
+}
+#endif  // WAND_INLINE_HAL
+
 bool wand_runtime_create(wand_runtime_t** out_runtime) {
   *out_runtime = NULL;
   iree_allocator_t host_allocator = iree_allocator_system();
@@ -103,14 +210,11 @@ bool wand_runtime_create(wand_runtime_t** out_runtime) {
   bool ok = check(iree_vm_instance_create(IREE_VM_TYPE_CAPACITY_DEFAULT,
                                           host_allocator, &runtime->instance),
                   "iree_vm_instance_create") &&
-            check(iree_hal_module_register_all_types(runtime->instance),
-                  "iree_hal_module_register_all_types") &&
-            check(create_device(host_allocator, &runtime->device),
-                  "local-sync device creation") &&
-            check(create_hal_module(runtime), "iree_hal_module_create");
+            check(register_hal_types(runtime->instance),
+                  "registering the HAL module types") &&
+            check(create_hal(runtime), "HAL device and module creation");
   if (!ok) {
-    iree_vm_module_release(runtime->hal_module);
-    iree_hal_device_release(runtime->device);
+    release_hal(runtime);
     iree_vm_instance_release(runtime->instance);
     iree_allocator_free(host_allocator, runtime);
     return false;
@@ -171,7 +275,7 @@ static bool create_input_views(wand_runtime_t* runtime) {
     }
     iree_hal_buffer_t* buffer = NULL;
     if (!check(iree_hal_allocator_allocate_buffer(
-                   iree_hal_device_allocator(runtime->device), params,
+                   device_allocator(runtime), params,
                    spec->input_bytes[i], &buffer),
                "input buffer allocation")) {
       return false;
@@ -213,8 +317,9 @@ bool wand_runtime_load_model(wand_runtime_t* runtime, const wand_iospec_t* spec,
                 &runtime->bytecode_module),
             "iree_vm_bytecode_module_create");
   if (ok) {
-    iree_vm_module_t* modules[] = {runtime->hal_module,
-                                   runtime->bytecode_module};
+    iree_vm_module_t* modules[WAND_HAL_MODULE_COUNT + 1];
+    hal_modules(runtime, modules);
+    modules[WAND_HAL_MODULE_COUNT] = runtime->bytecode_module;
     ok = check(iree_vm_context_create_with_modules(
                    runtime->instance, IREE_VM_CONTEXT_FLAG_NONE,
                    IREE_ARRAYSIZE(modules), modules, runtime->host_allocator,
@@ -339,10 +444,8 @@ bool wand_runtime_read_outputs(wand_runtime_t* runtime, uint8_t* out,
                (unsigned long)expected);
       return false;
     }
-    if (!check(iree_hal_device_transfer_d2h(
-                   runtime->device, iree_hal_buffer_view_buffer(view), 0,
-                   out + offset, expected, IREE_HAL_TRANSFER_BUFFER_FLAG_DEFAULT,
-                   iree_infinite_timeout()),
+    if (!check(read_buffer(runtime, iree_hal_buffer_view_buffer(view),
+                           out + offset, expected),
                "output read")) {
       return false;
     }
@@ -358,8 +461,7 @@ void wand_runtime_get_stats(wand_runtime_t* runtime,
   out->total_instructions = wand_board_read_counters().instructions;
   iree_hal_allocator_statistics_t statistics;
   memset(&statistics, 0, sizeof(statistics));
-  iree_hal_allocator_query_statistics(
-      iree_hal_device_allocator(runtime->device), &statistics);
+  iree_hal_allocator_query_statistics(device_allocator(runtime), &statistics);
 #if IREE_STATISTICS_ENABLE
   out->host_bytes_peak = statistics.host_bytes_peak;
   out->host_bytes_allocated = statistics.host_bytes_allocated;

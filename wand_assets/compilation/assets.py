@@ -33,7 +33,7 @@ from wand_assets.data.windows import WindowSet
 from wand_assets.training.model import INPUT_SHAPE, load_model, predict
 
 MLIR_CODE_VERSION = "1"
-COMPILE_CODE_VERSION = "1"
+COMPILE_CODE_VERSION = "2"  # 2: "commands" (an inline target compiles in stages)
 HOST_EVAL_CODE_VERSION = "1"
 # The legacy UART protocol caps a message at 1,310,720 bytes, of which 2 are the type field.
 MAX_VMFB_BYTES = 1_310_718
@@ -77,7 +77,7 @@ def _compile(context: dg.AssetExecutionContext, store, target, model_mlir: Path)
     if (entry := stage.cached(fp)) is None:
         with stage.produce(fp) as out:
             started = time.monotonic()
-            command = iree_tools.compile_vmfb(mlir, target, out / "model.vmfb", log=context.log.info)
+            commands = iree_tools.compile_vmfb(mlir, target, out / "model.vmfb", log=context.log.info)
             seconds = time.monotonic() - started
             write_json_atomic(
                 out / "model.vmfb.json", MODEL_IO.to_kenning_json(raw_input_shapes=[[1, 128, 3], list(INPUT_SHAPE)])
@@ -86,7 +86,7 @@ def _compile(context: dg.AssetExecutionContext, store, target, model_mlir: Path)
             write_json_atomic(
                 out / "compile.json",
                 {
-                    "command": command[1:],
+                    "commands": [command[1:] for command in commands],
                     "seconds": seconds,
                     "iree_compiler": iree_tools.compiler_version(),
                     "mlir_sha256": mlir_sha,
@@ -106,7 +106,8 @@ def _compile(context: dg.AssetExecutionContext, store, target, model_mlir: Path)
         "iree_compiler": info["iree_compiler"],
         "compile_seconds": round(info["seconds"], 2),
         "iospec_json": dg.MetadataValue.path(str(entry / "model.vmfb.json")),
-        "iree_compile_flags": dg.MetadataValue.md("```\n" + "\n".join(info["command"]) + "\n```"),
+        "execution_model": target.execution_model,
+        "iree_compile_flags": dg.MetadataValue.md("\n\n".join("```\n" + "\n".join(c) + "\n```" for c in info["commands"])),
     }
     return entry, vmfb.stat().st_size, metadata
 

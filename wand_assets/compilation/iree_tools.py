@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from wand_assets.compilation import inline_ir
 from wand_assets.core.procs import run_tool
 from wand_assets.core.targets import Target
 from wand_assets.training.model import INPUT_SHAPE
@@ -121,8 +122,38 @@ def compile_flags(target: Target, optimise: bool = True) -> list[str]:
 
 def compile_vmfb(
     mlir: Path, target: Target, out_vmfb: Path, *, optimise: bool = True, log: Callable[[str], None], timeout_s: float = 900
-) -> list[str]:
-    """Compile ``mlir`` for ``target``; returns the exact command used. Diagnostics go to ``log``."""
-    args = [tool_path("iree-compile"), *compile_flags(target, optimise), str(mlir), "-o", str(out_vmfb)]
+) -> list[list[str]]:
+    """Compile ``mlir`` for ``target``; returns the exact commands used (one, or three for an inline
+    target). Diagnostics go to ``log``."""
+    flags = compile_flags(target, optimise)
+    if target.is_inline:
+        return _compile_inline_staged(mlir, target, flags, out_vmfb, log=log, timeout_s=timeout_s)
+    args = [tool_path("iree-compile"), *flags, str(mlir), "-o", str(out_vmfb)]
     run_tool(args, what=f"iree-compile for target {target.name}", timeout_s=timeout_s, log=log)
-    return args
+    return [args]
+
+
+def _compile_inline_staged(
+    mlir: Path, target: Target, flags: list[str], out_vmfb: Path, *, log: Callable[[str], None], timeout_s: float
+) -> list[list[str]]:
+    """inline-dynamic on IREE 3.11: input → stream, rewrite, stream → hal, rewrite, hal → vmfb
+    (compilation/inline_ir.py says why). The rewritten stage IRs are kept next to the .vmfb
+    (``<name>.stream.mlir``, ``<name>.hal.mlir``) for inspection."""
+    compiler = tool_path("iree-compile")
+    stream_ir = out_vmfb.with_suffix(".stream.mlir")
+    hal_ir = out_vmfb.with_suffix(".hal.mlir")
+    stages = [
+        (["--compile-to=stream"], mlir, stream_ir, inline_ir.outline_initializer_constants),
+        (["--compile-from=stream", "--compile-to=hal"], stream_ir, hal_ir, inline_ir.outline_executable_loads),
+        (["--compile-from=hal"], hal_ir, out_vmfb, None),
+    ]
+    commands = []
+    for stage_flags, source, output, rewrite in stages:
+        args = [compiler, *flags, *stage_flags, str(source), "-o", str(output)]
+        run_tool(args, what=f"iree-compile {' '.join(stage_flags)} for target {target.name}", timeout_s=timeout_s, log=log)
+        commands.append(args)
+        if rewrite is not None:
+            text, count = rewrite(output.read_text())
+            output.write_text(text)
+            log(f"{output.name}: {rewrite.__name__} rewrote {count} op(s)")
+    return commands

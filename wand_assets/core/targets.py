@@ -103,6 +103,15 @@ SPRINGBOK = Board(
 )
 
 
+# IREE execution models (--iree-execution-model). async-internal: the full HAL with a local-sync
+# device (command buffers, fences, queues). inline-dynamic: the small hal_inline + hal_loader modules and
+# the embedded-ELF loader, no HAL device; on IREE 3.11 it needs the staged compile with the IR rewrites of
+# compilation/inline_ir.py and the runtime's vm/buffer.c fix (firmware/cmake/iree_runtime.cmake).
+ASYNC_INTERNAL = "async-internal"
+INLINE_DYNAMIC = "inline-dynamic"
+EXECUTION_MODELS = (ASYNC_INTERNAL, INLINE_DYNAMIC)
+
+
 @dataclass(frozen=True)
 class Target:
     """Everything that must agree for one device variant."""
@@ -125,6 +134,18 @@ class Target:
     # True: compile with the project's optimisation flags (compilation/iree_tools.OPTIMISATION_FLAGS);
     # False: with IREE's defaults, the baseline those flags are measured against.
     iree_optimise: bool = True
+    # How the compiled module drives the runtime (one of EXECUTION_MODELS); the firmware links the
+    # matching runtime (the CMake cache variable WAND_EXECUTION_MODEL).
+    execution_model: str = ASYNC_INTERNAL
+
+    def __post_init__(self) -> None:
+        if self.execution_model not in EXECUTION_MODELS:
+            raise ValueError(f"target {self.name!r}: execution_model {self.execution_model!r} is not one of {EXECUTION_MODELS}")
+
+    @property
+    def is_inline(self) -> bool:
+        """True when the module uses IREE's inline HAL (hal_inline + hal_loader) instead of the full HAL."""
+        return self.execution_model == INLINE_DYNAMIC
 
     @property
     def is_device(self) -> bool:
@@ -157,6 +178,8 @@ class Target:
         if self.is_device:
             # Bare metal has no dynamic loader: dispatches are embedded ELFs the runtime loads itself.
             flags.append("--iree-llvmcpu-link-embedded=true")
+        if self.execution_model != ASYNC_INTERNAL:  # the default stays off the command line
+            flags.append(f"--iree-execution-model={self.execution_model}")
         return flags
 
     def qemu_cpu(self) -> str:
@@ -194,7 +217,13 @@ _RV32_TRIPLE = "riscv32-pc-linux-elf"
 
 
 def _rv32imf_zve32f(
-    vlen: int, *, name: str = "", description: str = "", iree_optimise: bool = True, board: Board = QEMU_VIRT
+    vlen: int,
+    *,
+    name: str = "",
+    description: str = "",
+    iree_optimise: bool = True,
+    board: Board = QEMU_VIRT,
+    execution_model: str = ASYNC_INTERNAL,
 ) -> Target:
     """RV32IMF + Zve32f with a VLEN of ``vlen`` bits: ``+zvl<vlen>b`` in the compiled code and the
     firmware, the same VLEN in both simulators (code built for a longer VLEN gives wrong outputs on a
@@ -212,6 +241,7 @@ def _rv32imf_zve32f(
         elen=32,
         board=board,
         iree_optimise=iree_optimise,
+        execution_model=execution_model,
     )
 
 
@@ -252,6 +282,12 @@ TARGETS: dict[str, Target] = {
             name="rv32imf_zve32f_vlen512_springbok",
             description="RV32IMF + Zve32f, VLEN 512 on Antmicro's Springbok in Renode (the seed's platform files)",
             board=SPRINGBOK,
+        ),
+        _rv32imf_zve32f(
+            512,
+            name="rv32imf_zve32f_vlen512_inline",
+            description="RV32IMF + Zve32f, VLEN 512, IREE's inline execution model (hal_inline + hal_loader, no HAL device)",
+            execution_model=INLINE_DYNAMIC,
         ),
     )
 }

@@ -263,6 +263,7 @@ def cmake_cache_variables(target: Target, *, iree_source: Path | None = None, ho
         cache_vars["IREE_SOURCE_DIR"] = str(iree_source)
         cache_vars["IREE_HOST_BIN_DIR"] = str(host_bin_dir)
         cache_vars["WAND_IREE_VERSION"] = IREE_SOURCE_VERSION
+        cache_vars["WAND_EXECUTION_MODEL"] = target.execution_model
     return cache_vars
 
 

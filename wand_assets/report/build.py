@@ -257,6 +257,7 @@ def _variants_section(report: Report, inputs: ReportInputs, device: dict[str, di
         rows.append(
             [
                 t,
+                TARGETS[t].execution_model,
                 marginal,
                 f"{from_stats:,.0f}" if from_stats else "(older firmware)",
                 f"{kenning:,.0f}" if kenning else "(Renode only)",
@@ -277,6 +278,7 @@ def _variants_section(report: Report, inputs: ReportInputs, device: dict[str, di
         Table(
             [
                 "target",
+                "IREE execution model",
                 "instructions/inference (marginal, median)",
                 "per pass, Kenning's definition (device STATS)",
                 "per pass, Kenning's definition (Renode counters)",

@@ -207,7 +207,10 @@ def device_evaluation(
                 sim_info = {**session.describe(), "protocol": client.protocol}
             firmware_log = session.log_text()
             invoke_profile = None
-            if config.profile:
+            if config.profile and not target.device_board.runs_on_qemu:
+                # The profile is a QEMU trace; a board only Renode simulates has none (yet).
+                context.log.info(f"{target.name}: no instruction profile: it is traced in QEMU, which does not run this board")
+            elif config.profile:
                 context.log.info(f"{target.name}: tracing {PROFILE_WINDOWS} windows in QEMU for the instruction profile")
                 invoke_profile = profile.trace_inference(
                     elf, target, MODEL_IO, vmfb.read_bytes(), as_model_input(test.x[:PROFILE_WINDOWS]), Path(scratch) / "profile"

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "le_bytes.h"
 #include "log.h"
 
 static const char* const kMessageNames[WAND_MSG_TYPE_COUNT] = {
@@ -13,23 +14,6 @@ static const char* const kMessageNames[WAND_MSG_TYPE_COUNT] = {
 
 static const char* message_name(uint32_t type) {
   return type < WAND_MSG_TYPE_COUNT ? kMessageNames[type] : "UNKNOWN";
-}
-
-static uint32_t read_u32(const uint8_t* p) {
-  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-         ((uint32_t)p[3] << 24);
-}
-
-static void write_u32(uint8_t* p, uint32_t value) {
-  p[0] = (uint8_t)value;
-  p[1] = (uint8_t)(value >> 8);
-  p[2] = (uint8_t)(value >> 16);
-  p[3] = (uint8_t)(value >> 24);
-}
-
-static void write_u64(uint8_t* p, uint64_t value) {
-  write_u32(p, (uint32_t)value);
-  write_u32(p + 4, (uint32_t)(value >> 32));
 }
 
 static uint8_t* header_of(wand_server_t* server) {

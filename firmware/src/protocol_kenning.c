@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "le_bytes.h"
 #include "log.h"
 
 typedef enum kp_error_e {
@@ -21,23 +22,6 @@ static const char* const kErrorNames[] = {
     "ok", "cut off", "bad checksum", "out of order", "not a request",
     "oversized",
 };
-
-static uint32_t read_u32(const uint8_t* p) {
-  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-         ((uint32_t)p[3] << 24);
-}
-
-static void write_u32(uint8_t* p, uint32_t value) {
-  p[0] = (uint8_t)value;
-  p[1] = (uint8_t)(value >> 8);
-  p[2] = (uint8_t)(value >> 16);
-  p[3] = (uint8_t)(value >> 24);
-}
-
-static void write_u64(uint8_t* p, uint64_t value) {
-  write_u32(p, (uint32_t)value);
-  write_u32(p + 4, (uint32_t)(value >> 32));
-}
 
 uint8_t wand_kp_xor(const uint8_t* data, size_t size) {
   uint8_t x = 0;

@@ -18,6 +18,7 @@ import pytest
 from wand_assets.compilation.iree_tools import IREE_DISTRIBUTIONS
 from wand_assets.core.procs import ToolError, run_tool
 from wand_assets.core.targets import DEVICE_TARGETS, QEMU_VIRT, get_target
+from wand_assets.device import firmware_build
 from wand_assets.device.firmware_build import (
     FIRMWARE_DIR,
     IREE_SOURCE_VERSION,
@@ -94,6 +95,21 @@ def test_firmware_is_linked_for_the_targets_board(tmp_path):
 
 
 @needs_toolchain
+def test_firmware_fingerprint_follows_its_sources_not_its_documentation(tmp_path, monkeypatch):
+    copy = tmp_path / "firmware"
+    shutil.copytree(FIRMWARE_DIR, copy)
+    monkeypatch.setattr(firmware_build, "FIRMWARE_DIR", copy)
+    before = firmware_build.sources_sha256()
+    (copy / "README.md").write_text("edited\n")
+    (copy / "PROTOCOL.md").unlink()
+    assert firmware_build.sources_sha256() == before
+    main_c = copy / "src" / "main.c"
+    main_c.write_text(main_c.read_text() + "\n")
+    assert firmware_build.sources_sha256() != before
+    main_c.rename(copy / "src" / "main2.c")
+    assert firmware_build.sources_sha256() != before
+
+
 def test_cmake_without_the_board_refuses_to_guess(tmp_path):
     cache_vars = cmake_cache_variables(get_target(DEVICE_TARGETS[0]))
     del cache_vars["WAND_UART0_BASE"]

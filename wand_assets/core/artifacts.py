@@ -42,11 +42,12 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def sha256_tree(path: str | os.PathLike) -> str:
-    """Hash of a directory: every file's relative path and content, in sorted order."""
+def sha256_tree(path: str | os.PathLike, skip_suffixes: tuple[str, ...] = ()) -> str:
+    """Hash of a directory: every file's relative path and content, in sorted order (files whose name
+    ends in one of ``skip_suffixes`` left out)."""
     root = Path(path)
     digest = hashlib.sha256()
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.endswith(skip_suffixes)):
         digest.update(file.relative_to(root).as_posix().encode() + b"\0")
         digest.update(sha256_file(file).encode() + b"\n")
     return digest.hexdigest()

@@ -17,7 +17,6 @@ from wand_assets.core.artifacts import (
     exclusive,
     fingerprint,
     sha256_file,
-    sha256_tree,
     write_json_atomic,
 )
 from wand_assets.core.metadata import (
@@ -63,7 +62,7 @@ def firmware(
     store = artifact_store.store()
     stage = store.stage("firmware", target.name)
     fp = fingerprint(
-        sha256_tree(firmware_build.FIRMWARE_DIR),
+        firmware_build.sources_sha256(),
         asdict(target),
         iree.version,
         iree.commit,

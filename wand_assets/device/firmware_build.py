@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from wand_assets.compilation.iree_tools import IREE_VERSION
-from wand_assets.core.artifacts import atomic_path, sha256_file
+from wand_assets.core.artifacts import atomic_path, sha256_file, sha256_tree
 from wand_assets.core.procs import ToolError, run_tool
 from wand_assets.core.targets import Target, get_target
 from wand_assets.device import firmware_map
@@ -30,12 +30,19 @@ IREE_SOURCE_COMMIT = "e4a3b0405d7d23554da26403658d0e8c3c5ecf25"  # of that relea
 MIN_CMAKE_VERSION = (3, 26)
 TOOLCHAIN_PREFIX = "riscv64-unknown-elf-"
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+# Documentation beside the sources; editing it must not rebuild every firmware.
+_NOT_BUILD_INPUTS = (".md",)
 ELF_NAME = "wand_firmware.elf"
 MAP_NAME = ELF_NAME + firmware_map.MAP_SUFFIX  # the linker's map (-Wl,-Map), beside the ELF
 BUILD_LOG_NAME = "build.log"
 _IREE_SUBMODULES = ("third_party/flatcc/include/flatcc", "third_party/printf/src")
 
 LogFn = Callable[[str], None]
+
+
+def sources_sha256() -> str:
+    """Hash of everything under ``firmware/`` the build reads (sources, CMake, linker script)."""
+    return sha256_tree(FIRMWARE_DIR, skip_suffixes=_NOT_BUILD_INPUTS)
 
 
 class IreeSourceError(RuntimeError):

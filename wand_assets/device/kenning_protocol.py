@@ -26,7 +26,6 @@ from wand_assets.device.protocol import (
     ProtocolError,
     RequestFailed,
     RequestMethods,
-    RequestTimeout,
 )
 
 HEADER = struct.Struct("<BBHI")  # msg-id, checksum, flags, payload size
@@ -275,12 +274,7 @@ class KenningClient(RequestMethods):
         """Send one request; return the SUCCESS reply. RequestFailed on FAIL (NackError after a second
         NACK), RequestTimeout on silence, ProtocolError on a reply that does not belong to the request."""
         message_type = MessageType(message_type)  # the shared request methods pass the legacy numbers
-        stray = getattr(self._port, "in_waiting", 0)
-        if stray or self._parser.pending:
-            raise ProtocolError(
-                f"{stray + self._parser.pending} unexpected bytes from the device before {message_type.name} "
-                f"in state '{self.state}': replies and requests are out of step"
-            )
+        self._require_in_step(message_type)
         started = time.monotonic()
         for attempt in (1, 2):
             for message in encode_request(message_type, payload, flags, max_message_size=self._max_message_size):
@@ -309,40 +303,27 @@ class KenningClient(RequestMethods):
         """The next message of ``message_type`` (LOGS in between go to ``on_log``); a multi-message
         TRANSMISSION is joined into one Message with the FIRST message's flags plus LAST."""
         parts: list[Message] = []
+        received = self._received(message_type, deadline)
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestTimeout(
-                    f"no reply to {message_type.name} in state '{self.state}' "
-                    f"({self._parser.pending} bytes of a partial message received)"
-                )
-            self._port.timeout = min(remaining, 0.5)
-            data = self._port.read(min(self._parser.bytes_wanted(), self._chunk))
-            if not data:
+            message = next(received)
+            if not message.checksum_ok:
+                self.bad_checksums += 1
+            if message.type == MessageType.LOGS and message.flow == Flow.TRANSMISSION:
+                for line in parse_logs(message.payload):
+                    self._on_log(line)
                 continue
-            try:
-                messages = self._parser.feed(data)
-            except FramingError as exc:
-                raise FramingError(f"reply to {message_type.name} in state '{self.state}': {exc}") from None
-            for message in messages:  # bytes_wanted() never reads past one message
-                if not message.checksum_ok:
-                    self.bad_checksums += 1
-                if message.type == MessageType.LOGS and message.flow == Flow.TRANSMISSION:
-                    for line in parse_logs(message.payload):
-                        self._on_log(line)
-                    continue
-                if message.type != message_type:
-                    raise ProtocolError(f"reply to {message_type.name} has another type: {message.describe()}")
-                if message.flow == Flow.ACKNOWLEDGE or (message.flags & Flag.FIRST and message.flags & Flag.LAST):
-                    if parts:
-                        raise ProtocolError(f"reply to {message_type.name} restarted mid-transmission: {message.describe()}")
-                    return message
-                if bool(message.flags & Flag.FIRST) == bool(parts):
-                    raise ProtocolError(f"reply to {message_type.name} out of order: {message.describe()}")
-                parts.append(message)
-                if message.flags & Flag.LAST:
-                    payload = b"".join(p.payload for p in parts)
-                    return Message(message_type, Flow.TRANSMISSION, parts[0].flags | Flag.LAST, payload)
+            if message.type != message_type:
+                raise ProtocolError(f"reply to {message_type.name} has another type: {message.describe()}")
+            if message.flow == Flow.ACKNOWLEDGE or (message.flags & Flag.FIRST and message.flags & Flag.LAST):
+                if parts:
+                    raise ProtocolError(f"reply to {message_type.name} restarted mid-transmission: {message.describe()}")
+                return message
+            if bool(message.flags & Flag.FIRST) == bool(parts):
+                raise ProtocolError(f"reply to {message_type.name} out of order: {message.describe()}")
+            parts.append(message)
+            if message.flags & Flag.LAST:
+                payload = b"".join(p.payload for p in parts)
+                return Message(message_type, Flow.TRANSMISSION, parts[0].flags | Flag.LAST, payload)
 
     def connect(self) -> None:
         """PING with SUCCESS: a new session (the device drops any model)."""

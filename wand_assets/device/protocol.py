@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -169,7 +170,42 @@ _STATE_AFTER = {
 
 class RequestMethods:
     """The high-level requests, the same for both protocols' clients (their request types have the same
-    numbers). A client provides ``request`` and ``parse_stats``."""
+    numbers), and the strict in-step reading both do. A client provides ``request``, ``parse_stats``
+    and the port, its protocol's parser (``feed``, ``pending``, ``bytes_wanted``) and the read size."""
+
+    _port: Port
+    _parser: Any
+    _chunk: int
+    state: str
+
+    def _require_in_step(self, message_type: Any) -> None:
+        """Nothing may be waiting before a request: a stray byte means replies and requests are out of step."""
+        stray = getattr(self._port, "in_waiting", 0)
+        if stray or self._parser.pending:
+            raise ProtocolError(
+                f"{stray + self._parser.pending} unexpected bytes from the device before {message_type.name} "
+                f"in state '{self.state}': replies and requests are out of step"
+            )
+
+    def _received(self, message_type: Any, deadline: float) -> Iterator[Any]:
+        """What the parser makes of the device's bytes, unit by unit, until ``deadline`` (time.monotonic);
+        RequestTimeout after it. Never reads past the unit the parser is waiting for."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RequestTimeout(
+                    f"no reply to {message_type.name} in state '{self.state}' "
+                    f"({self._parser.pending} bytes of a partial reply received)"
+                )
+            self._port.timeout = min(remaining, 0.5)
+            data = self._port.read(min(self._parser.bytes_wanted(), self._chunk))
+            if not data:
+                continue
+            try:
+                units = self._parser.feed(data)
+            except FramingError as exc:
+                raise FramingError(f"reply to {message_type.name} in state '{self.state}': {exc}") from None
+            yield from units
 
     def request(self, message_type: Any, payload: bytes = b"", *, timeout_s: float | None = None) -> Any:
         raise NotImplementedError
@@ -214,12 +250,7 @@ class DeviceClient(RequestMethods):
 
     def request(self, message_type: MessageType, payload: bytes = b"", *, timeout_s: float | None = None) -> Frame:
         """Send one message, return the OK reply; raise RequestFailed on ERROR, RequestTimeout on silence."""
-        stray = getattr(self._port, "in_waiting", 0)
-        if stray or self._parser.pending:
-            raise ProtocolError(
-                f"{stray + self._parser.pending} unexpected bytes from the device before {message_type.name} "
-                f"in state '{self.state}': replies and requests are out of step"
-            )
+        self._require_in_step(message_type)
         started = time.monotonic()
         self._port.write(encode(message_type, payload))
         self._port.flush()
@@ -235,23 +266,7 @@ class DeviceClient(RequestMethods):
         return reply
 
     def _read_frame(self, message_type: MessageType, deadline: float) -> Frame:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RequestTimeout(
-                    f"no reply to {message_type.name} in state '{self.state}' "
-                    f"({self._parser.pending} bytes of a partial reply received)"
-                )
-            self._port.timeout = min(remaining, 0.5)
-            data = self._port.read(min(self._parser.bytes_wanted(), self._chunk))
-            if not data:
-                continue
-            try:
-                frames = self._parser.feed(data)
-            except FramingError as exc:
-                raise FramingError(f"reply to {message_type.name} in state '{self.state}': {exc}") from None
-            if frames:  # bytes_wanted() never reads past the first frame
-                return frames[0]
+        return next(self._received(message_type, deadline))  # the parser is asked for one frame at a time
 
     def iospec_payload(self, io) -> bytes:
         return io.pack()

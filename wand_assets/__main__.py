@@ -31,12 +31,15 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_HOST_ONLY, EXIT_USAGE = 0, 1, 2, 64
 UI_HOST, UI_PORT = "127.0.0.1", 3000
 REPO = Path(__file__).resolve().parents[1]
 NO_IREE_REASON = "IREE_SOURCE_DIR is not set"
+# How long a chunk of a child's stderr waits, so that a signal that reached the child first is seen here too.
+_SIGNAL_GRACE_S = 0.05
 
 
 class _Parser(argparse.ArgumentParser):
@@ -123,7 +126,11 @@ class _Fd2Gate:
 
     def _pump(self) -> None:
         while chunk := _read_retrying(self._read):
-            if self._open and not self._latch.fired():
+            # A child's answer to Ctrl-C can get here before this process's own handler ran: the
+            # kernel hands the signal to one thread (often the main one), which a loaded machine may
+            # not schedule for a while. Until then the signal sits in the process's pending set.
+            time.sleep(_SIGNAL_GRACE_S)
+            if self._open and not self._latch.fired() and not _interrupt_pending():
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(self.real, view) :]
@@ -137,6 +144,10 @@ class _Fd2Gate:
         os.dup2(self.real, 2)  # this process's write end is gone: EOF once no child holds one either
         self._thread.join(timeout_s)
         self._open = False  # a child that still holds the pipe may write, but not after our last line
+
+
+def _interrupt_pending() -> bool:
+    return bool({signal.SIGINT, signal.SIGTERM} & signal.sigpending())
 
 
 def _read_retrying(fd: int) -> bytes:

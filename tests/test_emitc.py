@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from wand_assets.compilation.emitc import EmitCError, sanitize_identifiers
-from wand_assets.core.targets import EMITC, Target, get_target
+from wand_assets.core.targets import EMITC, INLINE_DYNAMIC, Target, get_target
 from wand_assets.device import firmware_build
 from wand_assets.device.firmware_build import FIRMWARE_DIR, LinkedModule, build_firmware, cmake_cache_variables
+
+EMITC_TARGET = "rv32imf_zve32f_vlen512_inline_emitc"
 
 GENERATED = """#include "iree/vm/api.h"
 iree_status_t module_create(iree_vm_instance_t* v1, iree_allocator_t v2, iree_vm_module_t** v3);
@@ -45,6 +47,17 @@ def test_identifier_fix_refuses_what_it_was_not_written_for():
     twins = GENERATED.replace("#endif", "int module_a.b; int module_a$b;\n#endif")
     with pytest.raises(EmitCError, match="both become"):
         sanitize_identifiers(twins)
+
+
+def test_the_emitc_target_is_the_inline_variant_with_the_module_as_c():
+    emitc, inline = get_target(EMITC_TARGET), get_target("rv32imf_zve32f_vlen512_inline")
+    assert emitc.is_emitc and emitc.module_format == EMITC and emitc.execution_model == INLINE_DYNAMIC
+    assert not inline.is_emitc
+    # The .vmfb is compiled exactly as the inline variant's; only the firmware differs.
+    assert emitc.iree_compile_flags() == inline.iree_compile_flags()
+    assert (emitc.gcc_march, emitc.qemu_cpu()) == (inline.gcc_march, inline.qemu_cpu())
+    # Entries made before module_format existed keep their fingerprints.
+    assert "module_format" not in inline.identity() and emitc.identity()["module_format"] == EMITC
 
 
 def test_emitc_with_the_full_hal_is_refused():

@@ -326,6 +326,16 @@ TARGETS: dict[str, Target] = {
             description="RV32IMF + Zve32f, VLEN 512, IREE's inline execution model (hal_inline + hal_loader, no HAL device)",
             execution_model=INLINE_DYNAMIC,
         ),
+        _rv32imf_zve32f(
+            512,
+            name="rv32imf_zve32f_vlen512_inline_emitc",
+            description=(
+                "RV32IMF + Zve32f, VLEN 512, inline execution model, the VM module compiled to C and linked in "
+                "(no bytecode interpreter)"
+            ),
+            execution_model=INLINE_DYNAMIC,
+            module_format=EMITC,
+        ),
     )
 }
 

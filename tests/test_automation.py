@@ -95,9 +95,19 @@ def test_a_new_trained_model_requests_everything_below_it():
     assert settled.total_requested == 0
     materialize_in_the_log(instance, "trained_model", [None])
     requested = follow_ticks(instance, settled.cursor)
-    below = {"model_mlir", "host_model", "host_evaluation", "compiled_model", "device_evaluation", "evaluation_report"}
+    # firmware too: an EmitC target's firmware is built from its compiled model (for the others the
+    # compiled model is no input of the build, and the firmware's fingerprint finds the existing ELF).
+    below = {
+        "model_mlir",
+        "host_model",
+        "host_evaluation",
+        "compiled_model",
+        "firmware",
+        "device_evaluation",
+        "evaluation_report",
+    }
     assert {asset for asset, _ in requested} == below
-    for partitioned in ("compiled_model", "device_evaluation"):
+    for partitioned in ("compiled_model", "firmware", "device_evaluation"):
         assert {p for asset, p in requested if asset == partitioned} == set(DEVICE_TARGETS)
 
 

@@ -15,6 +15,7 @@ def test_device_targets_are_the_rv32_variants():
         "rv32imf_zve32f_vlen512_iree_defaults",
         "rv32imf_zve32f_vlen512_springbok",
         "rv32imf_zve32f_vlen512_inline",
+        "rv32imf_zve32f_vlen512_inline_emitc",
     ]
 
 

@@ -94,7 +94,6 @@ if(WAND_INLINE_HAL)
   set(WAND_IREE_LIBRARIES
     iree::base
     iree::vm
-    iree::vm::bytecode::module
     iree::modules::hal::inline
     iree::modules::hal::loader
     iree::hal
@@ -105,10 +104,17 @@ else()
   set(WAND_IREE_LIBRARIES
     iree::base
     iree::vm
-    iree::vm::bytecode::module
     iree::modules::hal
     iree::hal
     iree::hal::drivers::local_sync::sync_driver
     iree::hal::local::loaders::embedded_elf_loader
   )
+endif()
+# The model's VM module: the bytecode module (interpreter and verifier) for the
+# .vmfb MODEL uploads, or, for WAND_EMITC, the C module compiled in
+# (src/module_emitc.c) with IREE's header-only EmitC ops and shims.
+if(WAND_EMITC)
+  list(APPEND WAND_IREE_LIBRARIES iree::vm::ops iree::vm::ops_emitc iree::vm::shims_emitc)
+else()
+  list(APPEND WAND_IREE_LIBRARIES iree::vm::bytecode::module)
 endif()

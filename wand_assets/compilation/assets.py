@@ -3,14 +3,13 @@
 import json
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
-from wand_assets.compilation import host_runtime, iree_tools
+from wand_assets.compilation import emitc, host_runtime, iree_tools
 from wand_assets.compilation.iospec import MODEL_IO
 from wand_assets.core import plots
 from wand_assets.core.artifacts import (
@@ -73,7 +72,7 @@ def _compile(context: dg.AssetExecutionContext, store, target, model_mlir: Path)
     mlir_sha = sha256_file(mlir)
     flags = iree_tools.compile_flags(target)
     stage = store.stage("compiled_model", target.name)
-    fp = fingerprint(mlir_sha, asdict(target), flags, iree_tools.compiler_version(), COMPILE_CODE_VERSION)
+    fp = fingerprint(mlir_sha, target.identity(), flags, iree_tools.compiler_version(), COMPILE_CODE_VERSION)
     if (entry := stage.cached(fp)) is None:
         with stage.produce(fp) as out:
             started = time.monotonic()
@@ -107,6 +106,8 @@ def _compile(context: dg.AssetExecutionContext, store, target, model_mlir: Path)
         "compile_seconds": round(info["seconds"], 2),
         "iospec_json": dg.MetadataValue.path(str(entry / "model.vmfb.json")),
         "execution_model": target.execution_model,
+        "module_format": target.module_format,
+        **({"c_module": dg.MetadataValue.path(str(entry / emitc.C_MODULE_NAME))} if target.is_emitc else {}),
         "iree_compile_flags": dg.MetadataValue.md("\n\n".join("```\n" + "\n".join(c) + "\n```" for c in info["commands"])),
     }
     return entry, vmfb.stat().st_size, metadata
@@ -125,7 +126,8 @@ def _compile(context: dg.AssetExecutionContext, store, target, model_mlir: Path)
     ],
 )
 def compiled_model(context: dg.AssetExecutionContext, artifact_store: ArtifactStoreResource, model_mlir: Path):
-    """The `.vmfb` for one device target from the pinned `iree-compile`, plus Kenning's I/O spec (JSON and 160-byte IOSPEC)."""
+    """The `.vmfb` for one device target from the pinned `iree-compile`, plus Kenning's I/O spec (JSON and 160-byte IOSPEC);
+    for an EmitC target also the same module as C (`model_emitc.h`), which its firmware links in."""
     entry, size, metadata = _compile(context, artifact_store.store(), get_target(context.partition_key), model_mlir)
     yield entry_output(entry, metadata, metadata["sha256"])
     yield dg.AssetCheckResult(

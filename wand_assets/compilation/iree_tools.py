@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from wand_assets.compilation import inline_ir
+from wand_assets.compilation import emitc, inline_ir
 from wand_assets.core.procs import run_tool
 from wand_assets.core.targets import Target
 from wand_assets.training.model import INPUT_SHAPE
@@ -124,7 +124,11 @@ def compile_vmfb(
     mlir: Path, target: Target, out_vmfb: Path, *, optimise: bool = True, log: Callable[[str], None], timeout_s: float = 900
 ) -> list[list[str]]:
     """Compile ``mlir`` for ``target``; returns the exact commands used (one, or three for an inline
-    target). Diagnostics go to ``log``."""
+    target, four for an EmitC one). Diagnostics go to ``log``.
+
+    For an EmitC target (``target.is_emitc``) the same module is also written as C next to the .vmfb
+    (:data:`emitc.C_MODULE_NAME`): the last stage once more with ``--output-format=vm-c``, its
+    identifiers made C by :func:`emitc.sanitize_identifiers`."""
     flags = compile_flags(target, optimise)
     if target.is_inline:
         return _compile_inline_staged(mlir, target, flags, out_vmfb, log=log, timeout_s=timeout_s)
@@ -147,6 +151,10 @@ def _compile_inline_staged(
         (["--compile-from=stream", "--compile-to=hal"], stream_ir, hal_ir, inline_ir.outline_executable_loads),
         (["--compile-from=hal"], hal_ir, out_vmfb, None),
     ]
+    if target.is_emitc:  # the C module from the same hal-stage IR as the .vmfb
+        stages.append(
+            (["--compile-from=hal", "--output-format=vm-c"], hal_ir, out_vmfb.with_name(emitc.C_MODULE_NAME), _c_module)
+        )
     commands = []
     for stage_flags, source, output, rewrite in stages:
         args = [compiler, *flags, *stage_flags, str(source), "-o", str(output)]
@@ -157,3 +165,7 @@ def _compile_inline_staged(
             output.write_text(text)
             log(f"{output.name}: {rewrite.__name__} rewrote {count} op(s)")
     return commands
+
+
+def _c_module(text: str) -> tuple[str, int]:
+    return emitc.sanitize_identifiers(text)

@@ -11,6 +11,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from wand_assets.compilation import emitc
 from wand_assets.compilation.iospec import MODEL_IO
 from wand_assets.core import plots
 from wand_assets.core.artifacts import (
@@ -50,24 +51,33 @@ BASELINE_LOOKBACK = 50
     code_version=FIRMWARE_CODE_VERSION,
 )
 def firmware(
-    context: dg.AssetExecutionContext, toolchain: FirmwareToolchain, artifact_store: ArtifactStoreResource
+    context: dg.AssetExecutionContext, toolchain: FirmwareToolchain, artifact_store: ArtifactStoreResource, compiled_model: Path
 ) -> dg.Output[Path]:
     """Bare-metal RV32 firmware (ELF) that receives a `.vmfb` over UART and runs it with the IREE runtime.
 
     Built from `firmware/` with Debian's riscv64-unknown-elf GCC + picolibc and the IREE v3.11.0 runtime
-    source given by `IREE_SOURCE_DIR`; `-march/-mabi` come from the target registry.
+    source given by `IREE_SOURCE_DIR`; `-march/-mabi` come from the target registry. An EmitC target's
+    firmware is built from its compiled model (the C module linked in, the `.vmfb`'s SHA-256 that MODEL
+    must match); for every other target the compiled model is not an input of the build (nor of its
+    fingerprint).
     """
     target = get_target(context.partition_key)
     iree = firmware_build.check_iree_source(toolchain.iree_source())
     store = artifact_store.store()
     stage = store.stage("firmware", target.name)
+    linked = None
+    if target.is_emitc:
+        linked = firmware_build.LinkedModule(
+            c_module=compiled_model / emitc.C_MODULE_NAME, vmfb_sha256=sha256_file(compiled_model / "model.vmfb")
+        )
     fp = fingerprint(
         firmware_build.sources_sha256(),
-        asdict(target),
+        target.identity(),
         iree.version,
         iree.commit,
         firmware_build.toolchain_versions(),
         FIRMWARE_CODE_VERSION,
+        *([sha256_file(linked.c_module), linked.vmfb_sha256] if linked else []),
     )
     if (entry := stage.cached(fp)) is None:
         # A second run of the same build waits for the first instead of sharing its tree.
@@ -83,6 +93,7 @@ def firmware(
                             iree.path,
                             build_dir / "cmake",
                             out / firmware_build.ELF_NAME,
+                            linked_module=linked,
                             log=build_log,
                             timeout_s=toolchain.build_timeout_s,
                         )
@@ -102,6 +113,8 @@ def firmware(
             "target": target.name,
             "march": target.gcc_march,
             "mabi": target.gcc_mabi,
+            "module_format": target.module_format,
+            **({"linked_vmfb_sha256": linked.vmfb_sha256} if linked else {}),
             "text_bytes": info["text_bytes"],
             "data_bytes": info["data_bytes"],
             "bss_bytes": info["bss_bytes"],

@@ -54,6 +54,15 @@ class FirmwareBuildError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class LinkedModule:
+    """What an EmitC target's firmware links in: the model's VM module as C (compiled_model's
+    ``model_emitc.h``) and the SHA-256 of the .vmfb compiled alongside, the one MODEL must upload."""
+
+    c_module: Path
+    vmfb_sha256: str
+
+
+@dataclass(frozen=True)
 class IreeSource:
     path: Path
     version: str  # as declared in runtime/version.json, e.g. "<IREE_SOURCE_VERSION>.dev"
@@ -157,6 +166,7 @@ def build_firmware(
     *,
     host_bin_dir: str | os.PathLike | None = None,
     protocol_only: bool = False,
+    linked_module: LinkedModule | None = None,
     log: LogFn = print,
     timeout_s: float = 1800,
 ) -> FirmwareBuild:
@@ -164,7 +174,8 @@ def build_firmware(
 
     ``protocol_only`` builds the TEST ONLY firmware (fake runtime, no IREE) used for protocol
     conformance tests; it never runs a model. ``build_dir`` should be one directory per target and
-    variant; it is wiped when it was configured differently.
+    variant; it is wiped when it was configured differently. An EmitC target (``target.is_emitc``)
+    needs ``linked_module``, the compiled model it is built from; no other target takes one.
     """
     t = get_target(target) if isinstance(target, str) else target
     if not t.is_device:
@@ -186,7 +197,20 @@ def build_firmware(
     cmake = find_cmake()
 
     build = Path(build_dir)
-    cache_vars = cmake_cache_variables(t, iree_source=iree.path if iree else None, host_bin_dir=host_bin)
+    if not protocol_only and t.is_emitc != (linked_module is not None):
+        raise ValueError(
+            f"target {t.name!r}: "
+            + (
+                "an EmitC target's firmware is built from its compiled model: pass linked_module"
+                if t.is_emitc
+                else "only an EmitC target links a compiled model in"
+            )
+        )
+    if linked_module is not None and not linked_module.c_module.is_file():
+        raise FirmwareBuildError(f"the C module {linked_module.c_module} is missing (compile the model for {t.name} first)")
+    cache_vars = cmake_cache_variables(
+        t, iree_source=iree.path if iree else None, host_bin_dir=host_bin, linked_module=None if protocol_only else linked_module
+    )
     _reset_if_reconfigured(build, cache_vars, log)
     build.mkdir(parents=True, exist_ok=True)
 
@@ -238,10 +262,16 @@ def build_firmware(
     )
 
 
-def cmake_cache_variables(target: Target, *, iree_source: Path | None = None, host_bin_dir: Path | None = None) -> dict[str, str]:
+def cmake_cache_variables(
+    target: Target,
+    *,
+    iree_source: Path | None = None,
+    host_bin_dir: Path | None = None,
+    linked_module: LinkedModule | None = None,
+) -> dict[str, str]:
     """The ``-D`` values that configure ``firmware/`` for ``target``: all from the target registry and
     the installed IREE release, none spelled in CMake. Without ``iree_source``: the TEST ONLY
-    protocol firmware."""
+    protocol firmware. ``linked_module``: an EmitC target's C module and .vmfb hash."""
     board = target.device_board
     if target.gcc_march is None or target.gcc_mabi is None:
         raise ValueError(f"target {target.name!r} is the host reference; it has no firmware")
@@ -271,6 +301,10 @@ def cmake_cache_variables(target: Target, *, iree_source: Path | None = None, ho
         cache_vars["IREE_HOST_BIN_DIR"] = str(host_bin_dir)
         cache_vars["WAND_IREE_VERSION"] = IREE_SOURCE_VERSION
         cache_vars["WAND_EXECUTION_MODEL"] = target.execution_model
+        cache_vars["WAND_MODULE_FORMAT"] = target.module_format
+        if linked_module is not None:
+            cache_vars["WAND_EMITC_MODULE"] = str(linked_module.c_module)
+            cache_vars["WAND_EMITC_VMFB_SHA256"] = linked_module.vmfb_sha256
     return cache_vars
 
 

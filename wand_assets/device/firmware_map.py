@@ -16,8 +16,10 @@ from pathlib import Path
 MAP_SUFFIX = ".map"  # the firmware build writes <elf>.map beside the ELF
 
 # Components, in the order tables list them. The model's dispatches are not in the firmware: they are
-# embedded ELFs inside the uploaded .vmfb, loaded into the heap at run time.
+# embedded ELFs inside the uploaded .vmfb (or, EmitC, inside the linked-in C module's rodata), loaded
+# into the heap at run time.
 MODEL = "model dispatches"
+MODEL_MODULE = "model VM module as C (EmitC: code, weights, dispatch ELFs)"  # src/module_emitc.c
 VM = "IREE VM"
 HAL = "IREE HAL"
 IREE_BASE = "IREE base"
@@ -27,7 +29,7 @@ PROTOCOL = "firmware: protocol + UART"
 FIRMWARE = "firmware: runtime glue + board"
 OTHER = "other"
 RESERVED = "reserved by the linker script + padding"  # e.g. the trap stack: no input section
-COMPONENTS = (MODEL, VM, HAL, IREE_BASE, LIBC, MEM, PROTOCOL, FIRMWARE, OTHER, RESERVED)
+COMPONENTS = (MODEL, MODEL_MODULE, VM, HAL, IREE_BASE, LIBC, MEM, PROTOCOL, FIRMWARE, OTHER, RESERVED)
 
 # Which `size` column an output section counts in (Berkeley format: text = allocated read-only).
 _TEXT = {".text", ".rodata", ".srodata", ".init", ".fini", ".rela.dyn"}
@@ -63,6 +65,8 @@ def component_of(source: str, section: str) -> str:
     function = section.rsplit(".", 1)[-1]
     if function in _MEM_FUNCTIONS and (source.endswith("mem.c.obj") or "libc.a" in source):
         return MEM
+    if "/wand_firmware.dir/" in source and source.endswith("module_emitc.c.obj"):
+        return MODEL_MODULE
     if "/wand_firmware.dir/" in source:
         return PROTOCOL if source.endswith(tuple(f"{s}.obj" for s in _PROTOCOL_SOURCES)) else FIRMWARE
     if "libiree_vm_" in source or "libflatcc" in source:

@@ -258,6 +258,7 @@ def _variants_section(report: Report, inputs: ReportInputs, device: dict[str, di
             [
                 t,
                 TARGETS[t].execution_model,
+                TARGETS[t].module_format,
                 marginal,
                 f"{from_stats:,.0f}" if from_stats else "(older firmware)",
                 f"{kenning:,.0f}" if kenning else "(Renode only)",
@@ -271,7 +272,7 @@ def _variants_section(report: Report, inputs: ReportInputs, device: dict[str, di
     for row in rows:
         row.append("yes" if row[0] in front else "")
     seed = f"{SEED.instructions_per_pass:,}"
-    rows.append(["seed (Kenning, Springbok, RVV; published)", "", "", seed, "", "", "", "Renode", ""])
+    rows.append(["seed (Kenning, Springbok, RVV; published)", "", "", "", seed, "", "", "", "Renode", ""])
     summary["pareto_front"] = sorted(front)
     report.add(Heading("Variants", 3))
     report.add(
@@ -279,6 +280,7 @@ def _variants_section(report: Report, inputs: ReportInputs, device: dict[str, di
             [
                 "target",
                 "IREE execution model",
+                "VM module (bytecode: the .vmfb interpreted; emitc: compiled to C, linked in)",
                 "instructions/inference (marginal, median)",
                 "per pass, Kenning's definition (device STATS)",
                 "per pass, Kenning's definition (Renode counters)",

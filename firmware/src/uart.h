@@ -28,8 +28,9 @@ void wand_uart_write(wand_uart_t* uart, const uint8_t* data, size_t length);
 // Returns true once a byte is waiting (without reading it), false when none
 // came for |timeout_ticks| ticks of the CLINT mtime. UINT64_MAX waits for the
 // next request: both drivers sleep in wfi. A finite timeout (inside a frame)
-// polls mtime on the NS16550 (see uart.c); the PL011 sleeps between timer
-// ticks.
+// sleeps on a CLINT deadline where that costs no instructions (Renode) and
+// polls mtime where it would warp the clock (QEMU -icount sleep=off; see
+// uart.c); the PL011 sleeps between timer ticks.
 bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks);
 
 // Returns true and the byte if one is waiting; never blocks.

@@ -41,8 +41,56 @@ static bool measure_timer_sleep(void) {
   return after.instructions - before.instructions < ticks;
 }
 
+#if !defined(WAND_BOARD_RTC_BASE) || !defined(WAND_BOARD_RTC_IRQ)
+#error "the RTC's base and source come from the build (wand_assets/core/targets.py)"
+#endif
+
+// Goldfish RTC registers (QEMU hw/rtc/goldfish_rtc.c): time and alarm in ns
+// of the host clock; reading TIME_LOW latches TIME_HIGH.
+enum {
+  kRtcTimeLow = 0x00,
+  kRtcTimeHigh = 0x04,
+  kRtcAlarmLow = 0x08,  // writing it sets the alarm
+  kRtcAlarmHigh = 0x0c,
+  kRtcIrqEnabled = 0x10,
+  kRtcClearAlarm = 0x14,
+  kRtcClearInterrupt = 0x1c,
+};
+
+static uint64_t host_alarm_deadline = 0;
+
+static inline volatile uint32_t* rtc_reg(uintptr_t offset) {
+  return (volatile uint32_t*)(WAND_BOARD_RTC_BASE + offset);
+}
+
+static uint64_t rtc_now(void) {
+  const uint32_t low = *rtc_reg(kRtcTimeLow);
+  return ((uint64_t)*rtc_reg(kRtcTimeHigh) << 32) | low;
+}
+
+void wand_idle_host_alarm_arm(uint32_t ms) {
+  host_alarm_deadline = rtc_now() + (uint64_t)ms * 1000000u;
+  *rtc_reg(kRtcAlarmHigh) = (uint32_t)(host_alarm_deadline >> 32);
+  *rtc_reg(kRtcAlarmLow) = (uint32_t)host_alarm_deadline;
+}
+
+bool wand_idle_host_alarm_passed(void) {
+  return rtc_now() >= host_alarm_deadline;
+}
+
+void wand_idle_host_alarm_disarm(void) {
+  *rtc_reg(kRtcClearAlarm) = 1;
+  *rtc_reg(kRtcClearInterrupt) = 1;
+}
+
+void wand_idle_sleep(void) { __asm__ volatile("wfi"); }
+
 void wand_idle_init(void) {
   timer_sleep_free = measure_timer_sleep();
+  if (WAND_BOARD_RTC_BASE != 0 && !timer_sleep_free) {
+    *rtc_reg(kRtcIrqEnabled) = 1;
+    wand_plic_enable_source(WAND_BOARD_RTC_IRQ);
+  }
   wand_plic_enable_source(WAND_BOARD_UART0_IRQ);
   __asm__ volatile("csrs mie, %0" ::"r"(MIE_MEIE));
 }

@@ -44,4 +44,17 @@ void wand_idle_wait_until(uint64_t deadline);
 // wand_idle_timer_sleep_is_free().
 void wand_idle_sleep_for(uint64_t ticks);
 
+// Where the board has a goldfish RTC (WAND_BOARD_RTC_BASE != 0; QEMU virt):
+// its alarm runs on the host clock, which takes no part in QEMU's icount
+// clock warp, so it can end a wfi inside a frame where a CLINT deadline
+// cannot. Arming it |ms| of host time from now; whether that time has
+// passed; disarming it (and dropping its interrupt).
+void wand_idle_host_alarm_arm(uint32_t ms);
+bool wand_idle_host_alarm_passed(void);
+void wand_idle_host_alarm_disarm(void);
+
+// wfi until an enabled interrupt is pending (the UART's, or the host alarm's
+// while armed), without clearing; see wand_idle_clear.
+void wand_idle_sleep(void);
+
 #endif  // WAND_IDLE_H_

@@ -32,6 +32,10 @@ enum {
 // inside a frame": 4 ms saved 2 % more instructions, but a slower session).
 static const uint64_t kGatherTicks = WAND_BOARD_MTIME_HZ / 1000u;
 
+#ifndef WAND_UART_HOST_TIMEOUT_MS
+#define WAND_UART_HOST_TIMEOUT_MS 2000
+#endif
+
 static inline uint8_t reg_read(const wand_uart_t* uart, uintptr_t reg) {
   return *(volatile uint8_t*)(uart->base + reg);
 }
@@ -127,9 +131,26 @@ bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
     }
     return true;
   }
-  // QEMU -icount sleep=off (wand_idle_timer_sleep_is_free): polled, since a
-  // sleep on the deadline would jump the clock to it and every wait would
-  // time out; a polled mtime advances with executed instructions, as
+  if (WAND_BOARD_RTC_BASE != 0) {
+    // QEMU -icount sleep=off: a CLINT deadline would jump the clock to it,
+    // so the wait sleeps until the next byte or the RTC's host-clock alarm,
+    // and the timeout is WAND_UART_HOST_TIMEOUT_MS of host time
+    // (firmware/README.md, "Waiting inside a frame").
+    wand_idle_host_alarm_arm(WAND_UART_HOST_TIMEOUT_MS);
+    bool ready = true;
+    while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) {
+      if (wand_idle_host_alarm_passed()) {
+        ready = false;
+        break;
+      }
+      wand_idle_clear();
+      if (reg_read(uart, kRegLsr) & kLsrDataReady) break;
+      wand_idle_sleep();
+    }
+    wand_idle_host_alarm_disarm();
+    return ready;
+  }
+  // Neither: polled; a polled mtime advances with executed instructions, as
   // PROTOCOL.md's timeout says.
   while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) {
     if (wand_board_mtime() - start >= timeout_ticks) return false;

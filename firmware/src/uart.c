@@ -111,8 +111,8 @@ bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
     while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) wand_idle_wait();
     return true;
   }
-  const uint64_t start = wand_board_mtime();
   if (wand_idle_timer_sleep_is_free()) {
+    const uint64_t start = wand_board_mtime();
     // Renode: sleep until the next byte's interrupt or the timeout, so the
     // time the host takes to send the rest of a frame costs nothing either.
     // Woken by a byte, sleep a little longer before the caller drains: Renode
@@ -152,6 +152,7 @@ bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
   }
   // Neither: polled; a polled mtime advances with executed instructions, as
   // PROTOCOL.md's timeout says.
+  const uint64_t start = wand_board_mtime();
   while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) {
     if (wand_board_mtime() - start >= timeout_ticks) return false;
   }

@@ -143,6 +143,21 @@ def test_waiting_for_the_host_executes_almost_no_instructions(device):
     assert waited - no_wait < 400_000, f"{waited:,} instructions across a 2 s wait, {no_wait:,} without"
 
 
+def test_a_frame_costs_its_reads_not_the_time_qemu_takes_to_deliver_it(device):
+    # Inside a frame the firmware sleeps until the next byte or the goldfish RTC's host-clock alarm
+    # (firmware/README.md, "Waiting inside a frame"): a 1,542-byte DATA frame costs 144-168 k (~90 a byte,
+    # the fake runtime's hash included); polled, 426-586 k on the same loaded machine, growing with load.
+    client = DeviceClient(device.port)
+    load_fake_model(client)
+    first, second = (client.read_stats()["total_instructions"] for _ in range(2))
+    costs = []
+    for _ in range(3):
+        before = client.read_stats()["total_instructions"]
+        client.send_input(bytes(1536))
+        costs.append(client.read_stats()["total_instructions"] - before - (second - first))
+    assert min(costs) < 250_000, f"DATA cost {costs} instructions"
+
+
 @pytest.mark.parametrize("message_type", [MessageType.OK, MessageType.ERROR, 8, 200, 0xFFFF])
 def test_unknown_or_reply_type_gets_error_and_the_next_request_works(device, message_type):
     assert exchange(device, encode(message_type, b"xyz")).type == MessageType.ERROR

@@ -17,9 +17,10 @@ from wand_assets.core.targets import get_target
 from wand_assets.device import kenning_protocol
 from wand_assets.device.firmware_build import build_firmware
 from wand_assets.device.kenning_protocol import KenningClient
-from wand_assets.device.protocol import DeviceClient
+from wand_assets.device.protocol import DeviceClient, FrameParser, MessageType, encode
 from wand_assets.device.renode import RenodeUnavailable, check_renode_available, start_renode
 from wand_assets.device.renode import stats as renode_stats
+from wand_assets.device.renode.plan import RenodeSetup
 
 try:
     check_renode_available()
@@ -88,6 +89,38 @@ def test_a_kenning_protocol_session_is_marked_like_a_legacy_one(protocol_elf, tm
     assert [m["label"] for m in session.marks] == ["process_start", "process_end"] * WINDOWS
     assert len(stats["request_window_instructions"]) == WINDOWS
     assert all(n > 0 for n in stats["request_window_instructions"])
+
+
+def next_frame(port, timeout_s: float = 60.0):
+    parser = FrameParser()
+    port.timeout = timeout_s
+    while True:
+        data = port.read(parser.bytes_wanted())
+        assert data, "device did not answer"
+        if frames := parser.feed(data):
+            return frames[0]
+
+
+def test_inside_a_frame_the_firmware_sleeps_and_a_cut_off_frame_still_times_out(protocol_elf, tmp_path):
+    """In Renode a wait inside a frame sleeps in wfi until the next byte's interrupt or the inter-byte
+    timeout's CLINT deadline: DATA (1,542 bytes) + STATS cost 60-66 k instructions (polled inside frames:
+    125-168 k on the same loaded 2-core machine, growing with host load), and a frame cut off gets ERROR on
+    the deadline, after which the next header is read cleanly."""
+    setup = RenodeSetup(profiler=False, opcode_counting=False)
+    with start_renode(protocol_elf, SCALAR, tmp_path / "renode", setup=setup) as session:
+        client = DeviceClient(session.port)
+        client.load_iospec(MODEL_IO.pack())
+        client.load_model(b"fake model for the TEST-ONLY firmware")
+        costs = []
+        for _ in range(3):
+            before = client.read_stats()["total_instructions"]
+            client.send_input(bytes(MODEL_IO.input_bytes))
+            costs.append(client.read_stats()["total_instructions"] - before)
+        assert min(costs) < 90_000, f"DATA + STATS cost {costs} instructions"
+        session.port.write(encode(MessageType.IOSPEC, MODEL_IO.pack())[:50])
+        assert next_frame(session.port).type == MessageType.ERROR
+        session.port.write(encode(MessageType.IOSPEC, MODEL_IO.pack()))
+        assert next_frame(session.port).type == MessageType.OK
 
 
 def test_real_dump_cut_inside_its_last_entry_fails_naming_file_and_offset(finished_session, tmp_path):

@@ -1,6 +1,7 @@
 // Waiting without executing instructions: wfi until an interrupt source is
-// pending. No timer deadline: under QEMU -icount sleep=off a pending timer
-// makes the clock jump to it the moment the guest sleeps. Interrupts stay globally off
+// pending. No timer deadline unless wand_idle_timer_sleep_is_free(): under
+// QEMU -icount sleep=off a pending timer makes the clock jump to it the
+// moment the guest sleeps. Interrupts stay globally off
 // (mstatus.MIE = 0), so a wake-up resumes after the wfi instead of trapping,
 // and the code that waited checks its device itself.
 //
@@ -10,6 +11,7 @@
 #ifndef WAND_IDLE_H_
 #define WAND_IDLE_H_
 
+#include <stdbool.h>
 #include <stdint.h>
 
 // Routes the protocol UART's interrupt through the board's interrupt
@@ -20,5 +22,39 @@ void wand_idle_init(void);
 // Returns after an enabled interrupt became pending; may return early, so
 // the caller re-checks its device.
 void wand_idle_wait(void);
+
+// Whether sleeping on a timer deadline executes nothing (measured once by
+// wand_idle_init): true in Renode, where a sleeping CPU lets virtual time
+// pass; false under QEMU -icount sleep=off, where the clock, and minstret
+// with it, jumps to the deadline the moment the guest sleeps, so a byte the
+// host has not sent yet can never arrive in time.
+bool wand_idle_timer_sleep_is_free(void);
+
+// Drops the interrupt controller's stale wake-ups. The caller checks its
+// device after this and before wand_idle_wait_until, so that a source that
+// asserted in between is seen there.
+void wand_idle_clear(void);
+
+// Like wand_idle_wait without the clearing, but also returns once CLINT
+// mtime reaches |deadline|.
+void wand_idle_wait_until(uint64_t deadline);
+
+// Sleeps |ticks| of CLINT mtime, woken by the timer only (the UART's
+// interrupt stays masked meanwhile). Only where
+// wand_idle_timer_sleep_is_free().
+void wand_idle_sleep_for(uint64_t ticks);
+
+// Where the board has a goldfish RTC (WAND_BOARD_RTC_BASE != 0; QEMU virt):
+// its alarm runs on the host clock, which takes no part in QEMU's icount
+// clock warp, so it can end a wfi inside a frame where a CLINT deadline
+// cannot. Arming it |ms| of host time from now; whether that time has
+// passed; disarming it (and dropping its interrupt).
+void wand_idle_host_alarm_arm(uint32_t ms);
+bool wand_idle_host_alarm_passed(void);
+void wand_idle_host_alarm_disarm(void);
+
+// wfi until an enabled interrupt is pending (the UART's, or the host alarm's
+// while armed), without clearing; see wand_idle_clear.
+void wand_idle_sleep(void);
 
 #endif  // WAND_IDLE_H_

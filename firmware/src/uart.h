@@ -14,7 +14,7 @@
 
 typedef struct wand_uart_t {
   uintptr_t base;
-  uint32_t line_errors;  // overrun/parity/framing/break seen in LSR
+  uint32_t line_errors;  // reads that saw overrun/parity/framing/break
 } wand_uart_t;
 
 // Programs 8N1 at |baud| from |clock_hz| with interrupts off. Keeps every
@@ -28,12 +28,17 @@ void wand_uart_write(wand_uart_t* uart, const uint8_t* data, size_t length);
 // Returns true once a byte is waiting (without reading it), false when none
 // came for |timeout_ticks| ticks of the CLINT mtime. UINT64_MAX waits for the
 // next request: both drivers sleep in wfi. A finite timeout (inside a frame)
-// polls mtime on the NS16550 (see uart.c); the PL011 sleeps between timer
-// ticks.
+// sleeps on a CLINT deadline where that costs no instructions (Renode) and
+// polls mtime where it would warp the clock (QEMU -icount sleep=off; see
+// uart.c); the PL011 sleeps between timer ticks.
 bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks);
 
 // Returns true and the byte if one is waiting; never blocks.
 bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte);
+
+// Reads what the receiver holds, up to |length| bytes; never blocks.
+// Returns the count read.
+size_t wand_uart_read_ready(wand_uart_t* uart, uint8_t* buffer, size_t length);
 
 // Lets a received byte wake a sleeping wand_uart_wait_readable: the receive
 // interrupt through the board's interrupt controller (NS16550), nothing to do

@@ -103,3 +103,10 @@ bool wand_uart_try_read(wand_uart_t* uart, uint8_t* out_byte) {
   *out_byte = (uint8_t)data;
   return true;
 }
+
+size_t wand_uart_read_ready(wand_uart_t* uart, uint8_t* buffer,
+                            size_t length) {
+  size_t count = 0;
+  while (count < length && wand_uart_try_read(uart, &buffer[count])) ++count;
+  return count;
+}

@@ -7,14 +7,10 @@
 size_t wand_uart_read(wand_uart_t* uart, uint8_t* buffer, size_t length,
                       uint64_t timeout_ticks) {
   size_t count = 0;
-  while (count < length) {
-    if (wand_uart_try_read(uart, &buffer[count])) {
-      ++count;
-      continue;
-    }
-    // Slow path: the FIFO is empty, wait for the next byte on the
-    // inter-byte clock.
+  while (true) {
+    count += wand_uart_read_ready(uart, buffer + count, length - count);
+    if (count == length) return count;
+    // The receiver is empty: wait for the next byte on the inter-byte clock.
     if (!wand_uart_wait_readable(uart, timeout_ticks)) return count;
   }
-  return count;
 }

@@ -52,6 +52,11 @@ class Board:
     test_device_base: int  # SiFive test device: exit status (0: none)
     plic_base: int = 0  # PLIC: wakes the firmware's wfi (machine external interrupt, context 0 = hart 0 M-mode); 0: none
     uart0_irq: int = 0  # uart0's PLIC source (QEMU virt: VIRT_UART0_IRQ = 10); 0: no UART interrupt
+    # Goldfish RTC, whose alarm runs on the host clock: bounds the in-frame wait where a sleep on a CLINT
+    # deadline is not free (QEMU -icount sleep=off; firmware/README.md, "Waiting inside a frame"). The
+    # Renode wand board has none and needs none: there the firmware sleeps on the CLINT. 0: none.
+    rtc_base: int = 0
+    rtc_irq: int = 0  # its PLIC source (QEMU virt: VIRT_RTC_IRQ = 11)
     uart_driver: str = UART_NS16550
     log_channel: str = LOG_SEMIHOSTING_OR_UART
     code_base: int = 0  # 0: code shares RAM with the data
@@ -75,6 +80,8 @@ QEMU_VIRT = Board(
     test_device_base=0x0010_0000,
     plic_base=0x0C00_0000,
     uart0_irq=10,
+    rtc_base=0x0010_1000,
+    rtc_irq=11,
 )
 
 # Antmicro's Springbok, the seed's simulated device, as its Renode files describe it (Kenning's

@@ -295,6 +295,8 @@ def cmake_cache_variables(
         "WAND_LOG_CHANNEL": board.log_channel,
         "WAND_PLIC_BASE": f"{board.plic_base:#x}",
         "WAND_UART0_IRQ": str(board.uart0_irq),
+        "WAND_RTC_BASE": f"{board.rtc_base:#x}",
+        "WAND_RTC_IRQ": str(board.rtc_irq),
     }
     if iree_source is not None:
         cache_vars["IREE_SOURCE_DIR"] = str(iree_source)

@@ -101,22 +101,15 @@ def next_frame(port, timeout_s: float = 60.0):
             return frames[0]
 
 
-def test_inside_a_frame_the_firmware_sleeps_and_a_cut_off_frame_still_times_out(protocol_elf, tmp_path):
-    """In Renode a wait inside a frame sleeps in wfi until the next byte's interrupt or the inter-byte
-    timeout's CLINT deadline: DATA (1,542 bytes) + STATS cost 60-66 k instructions (polled inside frames:
-    125-168 k on the same loaded 2-core machine, growing with host load), and a frame cut off gets ERROR on
-    the deadline, after which the next header is read cleanly."""
+def test_a_frame_cut_off_in_renode_times_out_and_the_next_header_is_read_cleanly(protocol_elf, tmp_path):
+    """Inside a frame the Renode wand board polls the inter-byte clock (a CLINT sleep let virtual time
+    outrun the host: firmware/README.md, "Waiting inside a frame"); a cut-off frame gets ERROR."""
     setup = RenodeSetup(profiler=False, opcode_counting=False)
     with start_renode(protocol_elf, SCALAR, tmp_path / "renode", setup=setup) as session:
         client = DeviceClient(session.port)
         client.load_iospec(MODEL_IO.pack())
         client.load_model(b"fake model for the TEST-ONLY firmware")
-        costs = []
-        for _ in range(3):
-            before = client.read_stats()["total_instructions"]
-            client.send_input(bytes(MODEL_IO.input_bytes))
-            costs.append(client.read_stats()["total_instructions"] - before)
-        assert min(costs) < 90_000, f"DATA + STATS cost {costs} instructions"
+        client.send_input(bytes(MODEL_IO.input_bytes))
         session.port.write(encode(MessageType.IOSPEC, MODEL_IO.pack())[:50])
         assert next_frame(session.port).type == MessageType.ERROR
         session.port.write(encode(MessageType.IOSPEC, MODEL_IO.pack()))

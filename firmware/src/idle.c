@@ -99,14 +99,6 @@ bool wand_idle_timer_sleep_is_free(void) { return timer_sleep_free; }
 
 void wand_idle_clear(void) { wand_plic_acknowledge_all(); }
 
-void wand_idle_wait_until(uint64_t deadline) {
-  set_mtimecmp(deadline);
-  __asm__ volatile("csrs mie, %0" ::"r"(MIE_MTIE));
-  __asm__ volatile("wfi");
-  // Off again, or the (level) timer interrupt would end every later wfi.
-  __asm__ volatile("csrc mie, %0" ::"r"(MIE_MTIE));
-}
-
 void wand_idle_wait(void) {
   __asm__ volatile("wfi");
   // The caller re-checks its device after this, so a source that asserts
@@ -114,12 +106,3 @@ void wand_idle_wait(void) {
   wand_plic_acknowledge_all();
 }
 
-void wand_idle_sleep_for(uint64_t ticks) {
-  const uint64_t start = wand_board_mtime();
-  set_mtimecmp(start + ticks);
-  __asm__ volatile("csrc mie, %0" ::"r"(MIE_MEIE));
-  __asm__ volatile("csrs mie, %0" ::"r"(MIE_MTIE));
-  while (wand_board_mtime() - start < ticks) __asm__ volatile("wfi");
-  __asm__ volatile("csrc mie, %0" ::"r"(MIE_MTIE));
-  __asm__ volatile("csrs mie, %0" ::"r"(MIE_MEIE));
-}

@@ -1,7 +1,7 @@
 // Waiting without executing instructions: wfi until an interrupt source is
-// pending. No timer deadline unless wand_idle_timer_sleep_is_free(): under
-// QEMU -icount sleep=off a pending timer makes the clock jump to it the
-// moment the guest sleeps. Interrupts stay globally off
+// pending. No CLINT deadline (but the boot-time probe's): under QEMU -icount
+// sleep=off a pending timer makes the clock jump to it the moment the guest
+// sleeps, and in Renode a sleep on one let virtual time outrun the host. Interrupts stay globally off
 // (mstatus.MIE = 0), so a wake-up resumes after the wfi instead of trapping,
 // and the code that waited checks its device itself.
 //
@@ -31,18 +31,9 @@ void wand_idle_wait(void);
 bool wand_idle_timer_sleep_is_free(void);
 
 // Drops the interrupt controller's stale wake-ups. The caller checks its
-// device after this and before wand_idle_wait_until, so that a source that
+// device after this and before wand_idle_sleep, so that a source that
 // asserted in between is seen there.
 void wand_idle_clear(void);
-
-// Like wand_idle_wait without the clearing, but also returns once CLINT
-// mtime reaches |deadline|.
-void wand_idle_wait_until(uint64_t deadline);
-
-// Sleeps |ticks| of CLINT mtime, woken by the timer only (the UART's
-// interrupt stays masked meanwhile). Only where
-// wand_idle_timer_sleep_is_free().
-void wand_idle_sleep_for(uint64_t ticks);
 
 // Where the board has a goldfish RTC (WAND_BOARD_RTC_BASE != 0; QEMU virt):
 // its alarm runs on the host clock, which takes no part in QEMU's icount

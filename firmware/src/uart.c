@@ -1,7 +1,8 @@
 // NS16550A driver. Register offsets assume reg-shift 0 (one byte per
 // register), as on QEMU virt and Renode's UART.NS16550. Waiting for a frame
-// sleeps in wand_idle_wait, woken by the receive interrupt; inside a frame
-// the inter-byte clock is polled instead (see wand_uart_wait_readable).
+// sleeps in wand_idle_wait, woken by the receive interrupt; inside a frame it
+// sleeps too under QEMU, bounded by the goldfish RTC's host-clock alarm, and
+// polls the inter-byte clock in Renode (see wand_uart_wait_readable).
 
 #include "uart.h"
 
@@ -26,11 +27,6 @@ enum {
   kLsrThrEmpty = 0x20,
   kIerReceivedData = 0x01,
 };
-
-// How long a wait inside a frame lets bytes gather after the first one woke
-// it, where sleeping is free: 1 ms of mtime (firmware/README.md, "Waiting
-// inside a frame": 4 ms saved 2 % more instructions, but a slower session).
-static const uint64_t kGatherTicks = WAND_BOARD_MTIME_HZ / 1000u;
 
 #ifndef WAND_UART_HOST_TIMEOUT_MS
 #define WAND_UART_HOST_TIMEOUT_MS 2000
@@ -111,27 +107,7 @@ bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
     while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) wand_idle_wait();
     return true;
   }
-  if (wand_idle_timer_sleep_is_free()) {
-    const uint64_t start = wand_board_mtime();
-    // Renode: sleep until the next byte's interrupt or the timeout, so the
-    // time the host takes to send the rest of a frame costs nothing either.
-    // Woken by a byte, sleep a little longer before the caller drains: Renode
-    // queues what the host sends, and waking once per byte cost ~44 k
-    // instructions more per window (firmware/README.md, "Waiting inside a
-    // frame").
-    while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) {
-      if (wand_board_mtime() - start >= timeout_ticks) return false;
-      wand_idle_clear();
-      if (reg_read(uart, kRegLsr) & kLsrDataReady) break;
-      wand_idle_wait_until(start + timeout_ticks);
-      if (reg_read(uart, kRegLsr) & kLsrDataReady) {
-        wand_idle_sleep_for(kGatherTicks);
-        break;
-      }
-    }
-    return true;
-  }
-  if (WAND_BOARD_RTC_BASE != 0) {
+  if (WAND_BOARD_RTC_BASE != 0 && !wand_idle_timer_sleep_is_free()) {
     // QEMU -icount sleep=off: a CLINT deadline would jump the clock to it,
     // so the wait sleeps until the next byte or the RTC's host-clock alarm,
     // and the timeout is WAND_UART_HOST_TIMEOUT_MS of host time
@@ -150,8 +126,11 @@ bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
     wand_idle_host_alarm_disarm();
     return ready;
   }
-  // Neither: polled; a polled mtime advances with executed instructions, as
-  // PROTOCOL.md's timeout says.
+  // Renode: polled. A CLINT deadline there let Renode's virtual time run
+  // ahead of the host while the CPU slept, so a 37 KB MODEL upload timed out
+  // mid-frame under load (firmware/README.md, "Waiting inside a frame"). A
+  // polled mtime advances with executed instructions, as PROTOCOL.md's
+  // timeout says.
   const uint64_t start = wand_board_mtime();
   while ((reg_read(uart, kRegLsr) & kLsrDataReady) == 0) {
     if (wand_board_mtime() - start >= timeout_ticks) return false;

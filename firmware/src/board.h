@@ -42,6 +42,15 @@ typedef struct wand_board_counters_t {
 // CLINT mtime (WAND_BOARD_MTIME_HZ ticks per second).
 uint64_t wand_board_mtime(void);
 
+// Sets hart 0's CLINT mtimecmp. High half first to all ones, so that no early
+// match happens while the two halves disagree.
+static inline void wand_board_set_mtimecmp(uint64_t when) {
+  volatile uint32_t* cmp = (volatile uint32_t*)(WAND_BOARD_CLINT_BASE + 0x4000u);
+  cmp[1] = UINT32_MAX;
+  cmp[0] = (uint32_t)when;
+  cmp[1] = (uint32_t)(when >> 32);
+}
+
 // Reads minstret, mcycle and mtime (in that order, back to back).
 wand_board_counters_t wand_board_read_counters(void);
 

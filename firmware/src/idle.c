@@ -14,17 +14,8 @@
 
 #define MIE_MEIE (1u << 11)
 #define MIE_MTIE (1u << 7)
-#define CLINT_MTIMECMP_OFFSET 0x4000u  // hart 0
 
 static bool timer_sleep_free = false;
-
-static void set_mtimecmp(uint64_t when) {
-  volatile uint32_t* cmp =
-      (volatile uint32_t*)(WAND_BOARD_CLINT_BASE + CLINT_MTIMECMP_OFFSET);
-  cmp[1] = UINT32_MAX;  // no early match while the two halves disagree
-  cmp[0] = (uint32_t)when;
-  cmp[1] = (uint32_t)(when >> 32);
-}
 
 // One 10 us sleep on the timer with only the timer enabled (a byte already
 // waiting must not end it early): QEMU's minstret then advances by the slept
@@ -33,7 +24,7 @@ static void set_mtimecmp(uint64_t when) {
 static bool measure_timer_sleep(void) {
   const uint64_t ticks = WAND_BOARD_MTIME_HZ / 100000u;
   const wand_board_counters_t before = wand_board_read_counters();
-  set_mtimecmp(before.mtime + ticks);
+  wand_board_set_mtimecmp(before.mtime + ticks);
   __asm__ volatile("csrs mie, %0" ::"r"(MIE_MTIE));
   while (wand_board_mtime() - before.mtime < ticks) __asm__ volatile("wfi");
   __asm__ volatile("csrc mie, %0" ::"r"(MIE_MTIE));

@@ -22,18 +22,9 @@ enum {
   kCrEnable = (1u << 0) | (1u << 8) | (1u << 9),  // UART, TX and RX on
 };
 
-#define CLINT_MTIMECMP_OFFSET 0x4000u  // hart 0
 static const uint32_t kMieMtie = 1u << 7;
 // How often an idle wait looks at the FIFO: every 0.1 ms of mtime.
 static const uint64_t kIdleTickTicks = WAND_BOARD_MTIME_HZ / 10000u;
-
-static void set_mtimecmp(uint64_t when) {
-  volatile uint32_t* cmp =
-      (volatile uint32_t*)(WAND_BOARD_CLINT_BASE + CLINT_MTIMECMP_OFFSET);
-  cmp[1] = UINT32_MAX;  // no early match while the two halves disagree
-  cmp[0] = (uint32_t)when;
-  cmp[1] = (uint32_t)(when >> 32);
-}
 
 static inline uint32_t reg_read(const wand_uart_t* uart, uintptr_t reg) {
   return *(volatile uint32_t*)(uart->base + reg);
@@ -88,11 +79,11 @@ bool wand_uart_wait_readable(wand_uart_t* uart, uint64_t timeout_ticks) {
   while (!(ready = readable(uart))) {
     const uint64_t now = wand_board_mtime();
     if (now - start >= timeout_ticks) break;
-    set_mtimecmp(now + kIdleTickTicks);
+    wand_board_set_mtimecmp(now + kIdleTickTicks);
     __asm__ volatile("wfi");
   }
   __asm__ volatile("csrc mie, %0" : : "r"(kMieMtie));
-  set_mtimecmp(UINT64_MAX);  // and with it the pending timer interrupt
+  wand_board_set_mtimecmp(UINT64_MAX);  // and with it the pending timer interrupt
   return ready;
 }
 

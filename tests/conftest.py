@@ -110,6 +110,23 @@ class Materialized:
         return latest_entry(self.instance, asset, partition)
 
 
+def with_variant(copy: Materialized, dataset_dir: Path, target: str) -> Materialized:
+    """``copy`` (a ``device_pipeline_copy``) with one more device variant materialized into it, the
+    suite's quick configuration, its results added to ``copy.results``."""
+    from wand_assets.pipeline import materialize_all
+
+    copy.results.extend(
+        materialize_all(
+            instance=copy.instance,
+            op_config=quick_config(),
+            resources=pipeline_resources(copy.root, dataset_dir),
+            log=lambda _: None,
+            targets=[target],
+        )
+    )
+    return copy
+
+
 def scheduled_run_requests(schedule: dg.ScheduleDefinition, context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     """What a schedule that yields run requests yields (calling it is typed as any result a schedule may have)."""
     result = schedule(context)

@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DEVICE_WINDOWS, Materialized, pipeline_resources, quick_config
+from conftest import DEVICE_WINDOWS, Materialized, with_variant
 from test_device_pipeline import check_evaluations, summary
 
 from wand_assets.compilation.emitc import C_MODULE_NAME
@@ -23,7 +23,6 @@ from wand_assets.core.targets import get_target
 from wand_assets.data.dataset import CLASSES
 from wand_assets.device import firmware_build, qemu
 from wand_assets.device.protocol import DeviceClient, RequestFailed
-from wand_assets.pipeline import materialize_all
 
 pytestmark = pytest.mark.slow
 
@@ -33,15 +32,7 @@ BYTECODE = "rv32imf_zve32f_vlen512"  # the same kernels, the .vmfb interpreted, 
 
 @pytest.fixture(scope="module")
 def emitc_pipeline(device_pipeline_copy, dataset_dir) -> Materialized:
-    results = materialize_all(
-        instance=device_pipeline_copy.instance,
-        op_config=quick_config(),
-        resources=pipeline_resources(device_pipeline_copy.root, dataset_dir),
-        log=lambda _: None,
-        targets=[EMITC],
-    )
-    device_pipeline_copy.results.extend(results)
-    return device_pipeline_copy
+    return with_variant(device_pipeline_copy, dataset_dir, EMITC)
 
 
 def test_emitc_variant_gives_the_bytecode_variants_outputs_bit_for_bit(emitc_pipeline):

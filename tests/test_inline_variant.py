@@ -11,14 +11,13 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import DEVICE_WINDOWS, Materialized, pipeline_resources, quick_config
+from conftest import DEVICE_WINDOWS, Materialized, with_variant
 from test_device_pipeline import check_evaluations, summary
 
 from wand_assets.core.handoff import latest_entry
 from wand_assets.core.targets import INLINE_DYNAMIC, get_target
 from wand_assets.device import firmware_build, qemu
 from wand_assets.device.protocol import DeviceClient
-from wand_assets.pipeline import materialize_all
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +27,7 @@ FULL_HAL = "rv32imf_zve32f_vlen512"  # the same kernels with the full HAL, in th
 
 @pytest.fixture(scope="module")
 def inline_pipeline(device_pipeline_copy, dataset_dir) -> Materialized:
-    results = materialize_all(
-        instance=device_pipeline_copy.instance,
-        op_config=quick_config(),
-        resources=pipeline_resources(device_pipeline_copy.root, dataset_dir),
-        log=lambda _: None,
-        targets=[INLINE],
-    )
-    device_pipeline_copy.results.extend(results)
-    return device_pipeline_copy
+    return with_variant(device_pipeline_copy, dataset_dir, INLINE)
 
 
 def test_inline_variant_reproduces_the_host_behind_the_parity_gate(inline_pipeline):

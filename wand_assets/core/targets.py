@@ -54,7 +54,8 @@ class Board:
     uart0_irq: int = 0  # uart0's PLIC source (QEMU virt: VIRT_UART0_IRQ = 10); 0: no UART interrupt
     # Goldfish RTC, whose alarm runs on the host clock: bounds the in-frame wait where a sleep on a CLINT
     # deadline is not free (QEMU -icount sleep=off; firmware/README.md, "Waiting inside a frame"). The
-    # Renode wand board has none and needs none: there the firmware sleeps on the CLINT. 0: none.
+    # Renode wand board has none: the firmware's boot-time probe finds a CLINT sleep free there and never
+    # touches the RTC (it polls inside a frame in Renode). 0: none.
     rtc_base: int = 0
     rtc_irq: int = 0  # its PLIC source (QEMU virt: VIRT_RTC_IRQ = 11)
     uart_driver: str = UART_NS16550
